@@ -1,0 +1,251 @@
+//! Which recordings a query wants.
+//!
+//! Each filter takes any of several values (OR); different filters must all hold (AND).
+//! Location filters (organization, conversation, recording, time by partition hour) are
+//! checked on the key alone. Field filters (user, queue, media type, direction, ANI,
+//! DNIS, wrap-up code, message type) need the sidecar: a recording whose sidecar is
+//! missing or invalid cannot be checked and is reported as [`Verdict::Unknown`] — never
+//! silently dropped, never silently included.
+
+use std::collections::HashSet;
+
+use crate::catalog::{CatalogEvent, Recording};
+use crate::metadata::RecordingMetadata;
+use crate::prune::TimeRange;
+
+/// A query over recordings. The default matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingFilter {
+    /// Conversations that began in this range (UTC).
+    pub range: TimeRange,
+    /// Organization IDs.
+    pub orgs: Vec<String>,
+    /// Conversation IDs, lower-cased (build with [`id_set`]).
+    pub conversations: HashSet<String>,
+    /// Recording IDs, lower-cased (build with [`id_set`]).
+    pub recordings: HashSet<String>,
+    /// Any of these users (`userIds`).
+    pub users: Vec<String>,
+    /// Any of these queues (`queueIds`).
+    pub queues: Vec<String>,
+    /// Media types (`mediaType`), case-insensitive.
+    pub media_types: Vec<String>,
+    /// Directions (`initialDirection`), case-insensitive.
+    pub directions: Vec<String>,
+    /// Caller numbers (`aniNormalized` / `aniDisplayable`), see [`phone_matches`].
+    pub anis: Vec<String>,
+    /// Dialed numbers (`dnisNormalized` / `dnisDisplayable`), see [`phone_matches`].
+    pub dnis: Vec<String>,
+    /// Wrap-up codes (`wrapupCodes`).
+    pub wrapup_codes: Vec<String>,
+    /// Message types (`messageType`), case-insensitive.
+    pub message_types: Vec<String>,
+}
+
+/// Whether a recording matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It matches.
+    Match,
+    /// It does not.
+    NoMatch,
+    /// The filter needs sidecar fields this recording does not have (no sidecar, or an
+    /// invalid one).
+    Unknown,
+}
+
+/// A set of IDs for [`RecordingFilter::conversations`] or [`RecordingFilter::recordings`]:
+/// trimmed and lower-cased, so matching ignores case.
+pub fn id_set<I: IntoIterator<Item = S>, S: AsRef<str>>(ids: I) -> HashSet<String> {
+    ids.into_iter()
+        .map(|s| s.as_ref().trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn eq_any(wanted: &[String], value: &str) -> bool {
+    wanted.iter().any(|w| w.eq_ignore_ascii_case(value))
+}
+
+fn eq_any_opt(wanted: &[String], value: Option<&str>) -> bool {
+    value.is_some_and(|v| eq_any(wanted, v))
+}
+
+fn intersects(wanted: &[String], values: &[String]) -> bool {
+    values.iter().any(|v| eq_any(wanted, v))
+}
+
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Whether a phone number the user typed matches a number from a sidecar.
+///
+/// Numbers compare by their digits, so `+1 (317) 555-0100`, `13175550100` and
+/// `tel:+13175550100` are the same number. A query without a leading `+` and with at
+/// least 7 digits also matches as a suffix, so a national number finds its international
+/// form (`3175550100` finds `tel:+13175550100`). A query with letters (a SIP address)
+/// compares as text, without a `tel:`/`sip:` scheme, case-insensitively.
+pub fn phone_matches(query: &str, value: &str) -> bool {
+    let strip = |s: &str| {
+        let s = s.trim();
+        for scheme in ["tel:", "sip:", "sips:"] {
+            if s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                return s[scheme.len()..].to_owned();
+            }
+        }
+        s.to_owned()
+    };
+    let (q, v) = (strip(query), strip(value));
+    if q.chars().any(|c| c.is_alphabetic() || c == '@') {
+        return q.eq_ignore_ascii_case(&v);
+    }
+    let (qd, vd) = (digits(&q), digits(&v));
+    if qd.is_empty() || v.chars().any(|c| c.is_alphabetic() || c == '@') {
+        return false;
+    }
+    qd == vd || (!q.starts_with('+') && qd.len() >= 7 && vd.ends_with(&qd))
+}
+
+fn phone_any(queries: &[String], values: [Option<&str>; 2]) -> bool {
+    queries
+        .iter()
+        .any(|q| values.iter().flatten().any(|v| phone_matches(q, v)))
+}
+
+impl RecordingFilter {
+    /// Whether any field filter is set (they need the sidecar).
+    pub fn has_field_filters(&self) -> bool {
+        [
+            &self.users,
+            &self.queues,
+            &self.media_types,
+            &self.directions,
+            &self.anis,
+            &self.dnis,
+            &self.wrapup_codes,
+            &self.message_types,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
+    }
+
+    /// Whether the filter may need to read sidecars.
+    pub fn needs_metadata(&self) -> bool {
+        self.has_field_filters() || !self.hour_aligned()
+    }
+
+    fn hour_aligned(&self) -> bool {
+        use chrono::Timelike;
+        let aligned = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.is_none_or(|t| t.minute() == 0 && t.second() == 0 && t.nanosecond() == 0)
+        };
+        aligned(self.range.from) && aligned(self.range.to)
+    }
+
+    /// Whether the partition hour lies wholly inside the time range.
+    fn hour_covered(&self, r: &Recording) -> bool {
+        self.range.covers(r.hour.start(), r.hour.end())
+    }
+
+    /// Whether this recording's sidecar must be read to decide.
+    pub fn wants_metadata_for(&self, r: &Recording) -> bool {
+        self.has_field_filters() || !self.hour_covered(r)
+    }
+
+    /// The checks that need only the key: organization, conversation, recording, and the
+    /// partition hour meeting the time range.
+    pub fn matches_location(&self, r: &Recording) -> bool {
+        let id_in = |set: &HashSet<String>, id: &str| {
+            set.is_empty() || set.contains(&id.to_ascii_lowercase())
+        };
+        (self.orgs.is_empty() || eq_any(&self.orgs, &r.organization_id))
+            && id_in(&self.conversations, &r.conversation_id)
+            && id_in(&self.recordings, &r.recording_id)
+            && self.range.overlaps(r.hour.start(), r.hour.end())
+    }
+
+    /// Whether an event from the listing can still match (skipped keys always pass).
+    pub fn admits_event(&self, event: &CatalogEvent) -> bool {
+        match event {
+            CatalogEvent::Recording(r) | CatalogEvent::Unchecked(r) => self.matches_location(r),
+            CatalogEvent::Skipped(_) => true,
+        }
+    }
+
+    fn matches_fields(&self, m: &RecordingMetadata) -> bool {
+        (self.users.is_empty() || intersects(&self.users, &m.user_ids))
+            && (self.queues.is_empty() || intersects(&self.queues, &m.queue_ids))
+            && (self.wrapup_codes.is_empty() || intersects(&self.wrapup_codes, &m.wrapup_codes))
+            && (self.media_types.is_empty() || eq_any(&self.media_types, m.media_type.as_str()))
+            && (self.directions.is_empty()
+                || eq_any_opt(&self.directions, m.initial_direction.as_deref()))
+            && (self.message_types.is_empty()
+                || eq_any_opt(&self.message_types, m.message_type.as_deref()))
+            && (self.anis.is_empty()
+                || phone_any(
+                    &self.anis,
+                    [m.ani_normalized.as_deref(), m.ani_displayable.as_deref()],
+                ))
+            && (self.dnis.is_empty()
+                || phone_any(
+                    &self.dnis,
+                    [m.dnis_normalized.as_deref(), m.dnis_displayable.as_deref()],
+                ))
+    }
+
+    /// The full verdict. Time: a recording whose partition hour lies wholly in the range
+    /// matches; one in an hour the range cuts through is decided by its sidecar's
+    /// `conversationStartTime`.
+    pub fn verdict(&self, r: &Recording) -> Verdict {
+        if !self.matches_location(r) {
+            return Verdict::NoMatch;
+        }
+        let hour_covered = self.hour_covered(r);
+        if hour_covered && !self.has_field_filters() {
+            return Verdict::Match;
+        }
+        let Some(m) = r.valid_metadata() else {
+            return Verdict::Unknown;
+        };
+        if !hour_covered && !self.range.contains(m.conversation_start_time) {
+            return Verdict::NoMatch;
+        }
+        if self.matches_fields(m) {
+            Verdict::Match
+        } else {
+            Verdict::NoMatch
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_compare_by_digits() {
+        assert!(phone_matches("+1 (317) 555-0100", "tel:+13175550100"));
+        assert!(phone_matches("13175550100", "tel:+13175550100"));
+        assert!(
+            phone_matches("3175550100", "tel:+13175550100"),
+            "national form"
+        );
+        assert!(phone_matches("317-555-0100", "(317) 555-0100"));
+        assert!(
+            !phone_matches("+3175550100", "tel:+13175550100"),
+            "a + query is exact"
+        );
+        assert!(
+            !phone_matches("0100", "tel:+13175550100"),
+            "too short for a suffix"
+        );
+        assert!(!phone_matches("+13175550101", "tel:+13175550100"));
+        assert!(!phone_matches("", "tel:+13175550100"));
+        assert!(phone_matches(
+            "sip:Alice@example.com",
+            "sip:alice@example.com"
+        ));
+        assert!(!phone_matches("5550100123", "sip:5550100123@example.com"));
+    }
+}
