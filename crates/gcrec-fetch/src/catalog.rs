@@ -317,7 +317,7 @@ pub fn scan(
         Box::pin(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|e| (e, rx))
         }));
-    let needs_metadata = options.read_all_metadata || options.filter.needs_metadata();
+    let read_all = options.read_all_metadata;
     let cap = options.sidecar_cap;
     let filter = Arc::new(options.filter);
     let concurrency = options.concurrency.max(1);
@@ -331,7 +331,7 @@ pub fn scan(
                     other => return Some(other),
                 };
                 let mut recording = event;
-                if needs_metadata && filter.wants_metadata_for(&recording) {
+                if read_all || filter.wants_metadata_for(&recording) {
                     read_metadata(&*source, &mut recording, cap).await;
                 }
                 match filter.verdict(&recording) {

@@ -21,8 +21,14 @@ pub const SIDECAR_SUFFIX: &str = "_metadata.json";
 pub const INSTRUCTION_SUFFIX: &str = ".instruction";
 
 /// The UTC hour in which a conversation began: the `year=/month=/day=/hour=` partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct ConversationHour(#[serde(with = "chrono::serde::ts_seconds")] DateTime<Utc>);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConversationHour(DateTime<Utc>);
+
+impl Serialize for ConversationHour {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.format("%Y-%m-%dT%H:00:00Z"))
+    }
+}
 
 impl ConversationHour {
     /// Builds an hour from calendar parts, or `None` if they do not name a real hour.

@@ -95,13 +95,15 @@ pub fn parse_time_bound(value: &str, bound: Bound) -> Result<DateTime<Utc>, Time
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(t.with_timezone(&Utc));
     }
+    // `Z` means UTC, which is what a time without an offset is taken as anyway.
+    let naive = v.strip_suffix(['Z', 'z']).unwrap_or(v);
     for format in [
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%dT%H:%M",
         "%Y-%m-%d %H:%M:%S",
         "%Y-%m-%d %H:%M",
     ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(v, format) {
+        if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
             return Ok(t.and_utc());
         }
     }

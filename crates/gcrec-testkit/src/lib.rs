@@ -1,1 +1,19 @@
-//! placeholder
+//! # gcrec-testkit
+//!
+//! Test support for gcrec, kept out of the shipped crates:
+//! - [`export`]: a deterministic synthetic Genesys Cloud export (many days and hours;
+//!   call, screen and digital recordings with real Ogg/Opus and ZIP media; sidecars with
+//!   every schema field; deliberate orphans, malformed sidecars and foreign keys);
+//! - [`conformance`]: the suite every `ObjectSource` implementation must pass;
+//! - [`fixtures`]: conformance fixtures for the local-directory and in-memory sources.
+//!
+//! The `gcrec-testkit` binary writes generated exports to disk for examples and
+//! benchmarks.
+
+pub mod conformance;
+pub mod export;
+pub mod fixtures;
+pub mod media;
+pub mod rng;
+
+pub use export::{Export, ExportSpec, GenRecording, Padding, SidecarState};

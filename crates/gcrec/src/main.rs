@@ -1,1 +1,20 @@
-fn main() {}
+//! `gcrec`: get Genesys Cloud recordings out of an S3 bulk export.
+//!
+//! This file only wires the pieces together: `cli` parses, `commands` run, `exit` maps
+//! the outcome to a documented exit code.
+
+mod cli;
+mod commands;
+mod exit;
+mod filters;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    output::init_logging(&cli.global);
+    exit::finish(commands::run(cli))
+}

@@ -10,6 +10,7 @@
 mod counting;
 mod local;
 mod memory;
+mod open;
 mod paging;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use thiserror::Error;
 pub use counting::{CallCounts, CountingSource};
 pub use local::LocalSource;
 pub use memory::{MemoryObject, MemorySource};
+pub use open::{OpenedSource, open_source};
 
 /// The largest page a [`ListRequest`] may ask for (the S3 limit).
 pub const MAX_LIST_KEYS: usize = 1000;

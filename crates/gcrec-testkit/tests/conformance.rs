@@ -1,0 +1,10 @@
+//! The ObjectSource conformance suite, run against the sources that need no server.
+//! (The S3 source runs the same suite against moto and s3s-fs in its own tests.)
+
+mod local {
+    gcrec_testkit::conformance_tests!(gcrec_testkit::fixtures::LocalFixture::new());
+}
+
+mod memory {
+    gcrec_testkit::conformance_tests!(gcrec_testkit::fixtures::MemoryFixture::default());
+}

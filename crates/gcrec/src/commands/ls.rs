@@ -1,0 +1,108 @@
+//! `gcrec ls`: list recordings with their metadata.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use futures::TryStreamExt;
+use gcrec_fetch::catalog::{CatalogEvent, ScanOptions, ScanSummary, scan};
+use gcrec_fetch::source::{CountingSource, ObjectSource, open_source};
+
+use crate::cli::{GlobalArgs, LsArgs};
+use crate::exit::Outcome;
+use crate::filters;
+use crate::output::{Out, json, summary, table};
+
+/// Invalid sidecars described one by one on stderr before "and N more".
+const DETAIL_LIMIT: usize = 20;
+
+pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
+    let filter = filters::build(&args.filter)?;
+    let opened = open_source(&args.source)?;
+    let counting = Arc::new(CountingSource::new(opened.source));
+    let options = ScanOptions {
+        base_prefix: opened.base_prefix,
+        filter,
+        read_all_metadata: true,
+        sidecar_cap: args.max_sidecar_bytes,
+        concurrency: usize::from(args.jobs),
+    };
+    let source: Arc<dyn ObjectSource> = counting.clone();
+    let mut events = std::pin::pin!(scan(source, options));
+    let mut out = Out::stdout();
+    let mut table = table::Table::new();
+    let mut totals = ScanSummary::default();
+    let detail_limit = if global.verbose > 0 {
+        usize::MAX
+    } else {
+        DETAIL_LIMIT
+    };
+    let mut details = Vec::new();
+    let mut details_dropped = 0usize;
+    let mut note = |line: String| {
+        if details.len() < detail_limit {
+            details.push(line);
+        } else {
+            details_dropped += 1;
+        }
+    };
+    while let Some(event) = events
+        .try_next()
+        .await
+        .with_context(|| format!("listing {}", args.source))?
+    {
+        totals.record(&event);
+        if let CatalogEvent::Recording(r) | CatalogEvent::Unchecked(r) = &event
+            && let Some(e) = r.metadata_error()
+        {
+            note(format!("invalid sidecar: {e}"));
+        }
+        if let CatalogEvent::Skipped(s) = &event
+            && global.verbose > 0
+        {
+            note(format!(
+                "skipped {} ({})",
+                s.key,
+                s.reason.as_str().replace('_', " ")
+            ));
+        }
+        let show = match &event {
+            CatalogEvent::Recording(_) => true,
+            CatalogEvent::Unchecked(_) => args.include_unchecked,
+            CatalogEvent::Skipped(_) => args.json,
+        };
+        if !show {
+            continue;
+        }
+        if args.json {
+            out.line(&json::event(&event).to_string())?;
+        } else if let CatalogEvent::Recording(r) | CatalogEvent::Unchecked(r) = &event {
+            let unchecked = matches!(event, CatalogEvent::Unchecked(_));
+            table.push(&mut out, table::row(r, unchecked))?;
+        }
+        if out.is_closed() {
+            return Ok(Outcome::Success);
+        }
+    }
+    if args.json {
+        out.line(&summary::json(&totals, counting.counts()).to_string())?;
+    } else {
+        table.finish(&mut out)?;
+    }
+    out.flush()?;
+    if !global.quiet {
+        for line in &details {
+            eprintln!("{line}");
+        }
+        if details_dropped > 0 {
+            eprintln!("… and {details_dropped} more (-v lists all, --json reports each)");
+        }
+        for line in summary::human(&totals) {
+            eprintln!("{line}");
+        }
+        if global.verbose > 0 {
+            let c = counting.counts();
+            eprintln!("requests: {} list, {} head, {} get", c.list, c.head, c.get);
+        }
+    }
+    Ok(Outcome::Success)
+}

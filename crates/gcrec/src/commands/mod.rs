@@ -1,0 +1,18 @@
+//! One module per command.
+
+mod ls;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Outcome;
+
+/// Runs the parsed command line on a Tokio runtime.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Ls(args) => ls::run(&cli.global, args).await,
+        }
+    })
+}

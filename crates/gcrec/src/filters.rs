@@ -1,0 +1,76 @@
+//! From `--from/--to/--org/...` to the library's `RecordingFilter`.
+
+use anyhow::{Context, Result};
+use gcrec_fetch::filter::{RecordingFilter, id_set};
+use gcrec_fetch::prune::{Bound, TimeRange, parse_time_bound};
+
+use crate::cli::FilterArgs;
+use crate::exit::UsageError;
+
+/// Reads a conversations file: one ID per line, the first comma- or whitespace-separated
+/// column; blank lines and `#` comments ignored.
+fn read_id_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError(format!(
+            "cannot read --conversations-file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let ids: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split([',', ' ', '\t', ';']).next())
+        .map(|s| s.trim_matches('"').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() {
+        // An empty set would mean "no filter": refuse rather than select everything.
+        return Err(UsageError(format!(
+            "--conversations-file {} holds no conversation IDs",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(ids)
+}
+
+/// Builds the filter, checking what can be checked before any request is made.
+pub fn build(args: &FilterArgs) -> Result<RecordingFilter> {
+    let bound = |value: &Option<String>, which: Bound, flag: &str| {
+        value
+            .as_deref()
+            .map(|v| parse_time_bound(v, which).map_err(|e| UsageError(format!("{flag}: {e}"))))
+            .transpose()
+    };
+    let range = TimeRange {
+        from: bound(&args.from, Bound::Start, "--from")?,
+        to: bound(&args.to, Bound::End, "--to")?,
+    };
+    if let (Some(from), Some(to)) = (range.from, range.to)
+        && from >= to
+    {
+        return Err(UsageError(format!(
+            "--from must be before --to (the range {range} is empty)"
+        ))
+        .into());
+    }
+    let mut conversations = args.conversation.clone();
+    if let Some(path) = &args.conversations_file {
+        conversations.extend(read_id_file(path).context("reading the conversations file")?);
+    }
+    Ok(RecordingFilter {
+        range,
+        orgs: args.org.clone(),
+        conversations: id_set(&conversations),
+        recordings: id_set(&args.recording),
+        users: args.user.clone(),
+        queues: args.queue.clone(),
+        media_types: args.media_type.clone(),
+        directions: args.direction.clone(),
+        anis: args.ani.clone(),
+        dnis: args.dnis.clone(),
+        wrapup_codes: args.wrapup_code.clone(),
+        message_types: args.message_type.clone(),
+    })
+}
