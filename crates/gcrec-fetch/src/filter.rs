@@ -86,6 +86,14 @@ fn digits(s: &str) -> String {
 /// least 7 digits also matches as a suffix, so a national number finds its international
 /// form (`3175550100` finds `tel:+13175550100`). A query with letters (a SIP address)
 /// compares as text, without a `tel:`/`sip:` scheme, case-insensitively.
+///
+/// ```
+/// use gcrec_fetch::filter::phone_matches;
+///
+/// assert!(phone_matches("+1 (317) 555-0100", "tel:+13175550100"));
+/// assert!(phone_matches("317 555 0100", "tel:+13175550100"));
+/// assert!(!phone_matches("+317 555 0100", "tel:+13175550100"));
+/// ```
 pub fn phone_matches(query: &str, value: &str) -> bool {
     let strip = |s: &str| {
         let s = s.trim();

@@ -189,6 +189,19 @@ pub(crate) fn partition_value(segment: &str, name: &str) -> Option<u32> {
 }
 
 /// Classifies an object key.
+///
+/// ```
+/// use gcrec_fetch::layout::{parse_key, FileKind, ParsedKey, SkipReason};
+///
+/// let key = "org-1/year=2024/month=3/day=07/hour=9/conversation_id=c-1/r-1.opus_metadata.json";
+/// let ParsedKey::Export(k) = parse_key(key) else { panic!("not an export key") };
+/// assert_eq!((k.organization_id.as_str(), k.recording_id.as_str()), ("org-1", "r-1"));
+/// assert_eq!(k.file, FileKind::Metadata);
+/// assert_eq!(k.hour.to_string(), "2024-03-07T09:00Z");
+///
+/// assert_eq!(parse_key("org-1/../../etc/passwd"), ParsedKey::Skipped(SkipReason::Unsafe));
+/// assert_eq!(parse_key("logs/access.log"), ParsedKey::Skipped(SkipReason::Foreign));
+/// ```
 pub fn parse_key(key: &str) -> ParsedKey {
     if key.ends_with('/') {
         return ParsedKey::Skipped(if is_safe_key(key) {
@@ -469,10 +482,8 @@ mod tests {
 
     #[test]
     fn unicode_segments_are_accepted_and_kept_verbatim() {
-        let k = format!(
-            "Org-Ünïcødé/year=2024/month=3/day=7/hour=9/conversation_id=會話-1/录音-①.opus"
-        );
-        let e = export(&k);
+        let k = "Org-Ünïcødé/year=2024/month=3/day=7/hour=9/conversation_id=會話-1/录音-①.opus";
+        let e = export(k);
         assert_eq!(e.organization_id, "Org-Ünïcødé");
         assert_eq!(e.conversation_id, "會話-1");
         assert_eq!(e.recording_id, "录音-①");

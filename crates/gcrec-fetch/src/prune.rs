@@ -17,8 +17,8 @@ use crate::layout::partition_value;
 use crate::source::{ListRequest, ObjectSource, ObjectSummary, SourceError, list_all};
 
 /// How many unknown folder levels below the base prefix are searched for organizations
-/// (an organization at the bucket root is one level; `exports/{org}` is two).
-pub const MAX_ROOT_DEPTH: u8 = 2;
+/// (an organization at the bucket root is one level; `exports/genesys/{org}` is three).
+pub const MAX_ROOT_DEPTH: u8 = 3;
 
 /// How many list calls the planner keeps in flight.
 const LIST_CONCURRENCY: usize = 8;
@@ -87,6 +87,15 @@ pub struct TimeBoundError {
 /// Reads a `--from`/`--to` value. Times without an offset are UTC. A bare date or month
 /// given as the [`Bound::End`] includes that whole day or month, so
 /// `--from 2024-03-01 --to 2024-03-31` means all of March.
+///
+/// ```
+/// use gcrec_fetch::prune::{parse_time_bound, Bound};
+///
+/// let end = parse_time_bound("2024-03-31", Bound::End).unwrap();
+/// assert_eq!(end.to_rfc3339(), "2024-04-01T00:00:00+00:00");
+/// let start = parse_time_bound("2024-03", Bound::Start).unwrap();
+/// assert_eq!(start.to_rfc3339(), "2024-03-01T00:00:00+00:00");
+/// ```
 pub fn parse_time_bound(value: &str, bound: Bound) -> Result<DateTime<Utc>, TimeBoundError> {
     let err = || TimeBoundError {
         value: value.to_owned(),

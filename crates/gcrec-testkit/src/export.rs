@@ -77,6 +77,29 @@ impl Default for ExportSpec {
     }
 }
 
+impl ExportSpec {
+    /// The committed example export (`examples/export`): three days of a small contact
+    /// centre, with an orphan of each kind, an invalid sidecar and foreign keys, under 1 MB.
+    pub fn example() -> Self {
+        Self {
+            seed: 2024,
+            orgs: 1,
+            start: DateTime::parse_from_rfc3339("2024-03-05T08:00:00Z")
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default(),
+            days: 3,
+            hour_step: 7,
+            conversations_per_hour: 1,
+            call_bytes: 24 * 1024,
+            screen_bytes: 48 * 1024,
+            digital_bytes: 6 * 1024,
+            padding: Padding::Padded,
+            anomaly_every: 3,
+            root: String::new(),
+        }
+    }
+}
+
 /// How a generated sidecar is (deliberately) broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SidecarState {
@@ -116,6 +139,8 @@ pub const WRAPUP_CODES: [&str; 4] = [
 ];
 /// Dialed numbers (DNIS), normalized.
 pub const DNIS: [&str; 3] = ["tel:+18005550199", "tel:+18005550142", "tel:+442079460000"];
+/// Required fields a broken sidecar may lack.
+const BREAKABLE_FIELDS: [&str; 4] = ["conversationId", "fileSize", "startTime", "mediaType"];
 /// Message types of digital message recordings.
 pub const MESSAGE_TYPES: [&str; 4] = ["sms", "whatsapp", "webmessaging", "facebook"];
 
@@ -370,12 +395,9 @@ impl Export {
                     let sidecar = match (anomaly, anomaly_kind) {
                         (true, 0) => SidecarState::Missing,
                         (true, 2) => SidecarState::NotJson,
-                        (true, 3) => SidecarState::MissingField(*rng.pick(&[
-                            "conversationId",
-                            "fileSize",
-                            "startTime",
-                            "mediaType",
-                        ])),
+                        (true, 3) => SidecarState::MissingField(
+                            BREAKABLE_FIELDS[rng.below(BREAKABLE_FIELDS.len() as u64) as usize],
+                        ),
                         (true, 4) => SidecarState::WrongType,
                         _ => SidecarState::Valid,
                     };

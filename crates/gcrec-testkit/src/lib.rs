@@ -10,6 +10,9 @@
 //! The `gcrec-testkit` binary writes generated exports to disk for examples and
 //! benchmarks.
 
+// Test support: a failed unwrap here is a failed test, with the value in the message.
+#![allow(clippy::unwrap_used)]
+
 pub mod conformance;
 pub mod export;
 pub mod fixtures;

@@ -19,6 +19,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Rewrite the committed example export (examples/export) from ExportSpec::example().
+    Example {
+        /// Output directory; its previous contents are replaced.
+        #[arg(long, default_value = "examples/export")]
+        out: PathBuf,
+    },
     /// Write a generated export under DIR, laid out like the bucket.
     Generate {
         /// Output directory (created if missing).
@@ -64,34 +70,45 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    let Command::Generate {
-        out,
-        seed,
-        orgs,
-        start,
-        days,
-        hour_step,
-        per_hour,
-        call_bytes,
-        screen_bytes,
-        digital_bytes,
-        padding,
-        anomaly_every,
-        root,
-    } = Cli::parse().command;
-    let spec = ExportSpec {
-        seed,
-        orgs,
-        start: parse_time_bound(&start, Bound::Start)?,
-        days,
-        hour_step,
-        conversations_per_hour: per_hour,
-        call_bytes,
-        screen_bytes,
-        digital_bytes,
-        padding,
-        anomaly_every,
-        root,
+    let (spec, out) = match Cli::parse().command {
+        Command::Example { out } => {
+            if out.exists() {
+                std::fs::remove_dir_all(&out)
+                    .with_context(|| format!("clearing {}", out.display()))?;
+            }
+            (ExportSpec::example(), out)
+        }
+        Command::Generate {
+            out,
+            seed,
+            orgs,
+            start,
+            days,
+            hour_step,
+            per_hour,
+            call_bytes,
+            screen_bytes,
+            digital_bytes,
+            padding,
+            anomaly_every,
+            root,
+        } => (
+            ExportSpec {
+                seed,
+                orgs,
+                start: parse_time_bound(&start, Bound::Start)?,
+                days,
+                hour_step,
+                conversations_per_hour: per_hour,
+                call_bytes,
+                screen_bytes,
+                digital_bytes,
+                padding,
+                anomaly_every,
+                root,
+            },
+            out,
+        ),
     };
     let export = Export::generate(spec);
     export

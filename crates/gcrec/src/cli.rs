@@ -51,8 +51,6 @@ pub struct LsArgs {
     /// an organization folder, or any partition folder below it).
     #[arg(value_name = "SOURCE")]
     pub source: String,
-    #[command(flatten)]
-    pub filter: FilterArgs,
     /// JSON Lines on stdout: one object per recording and skipped key, then a summary.
     #[arg(long)]
     pub json: bool,
@@ -66,6 +64,8 @@ pub struct LsArgs {
     /// Sidecars larger than this are rejected without being read.
     #[arg(long, default_value_t = gcrec_fetch::metadata::DEFAULT_SIDECAR_CAP, value_name = "BYTES")]
     pub max_sidecar_bytes: u64,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 /// Which recordings a command acts on. Several values of one filter: any of them

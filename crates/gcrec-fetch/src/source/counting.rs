@@ -16,6 +16,8 @@ pub struct CallCounts {
     pub head: u64,
     /// GET calls.
     pub get: u64,
+    /// Entries (objects and common prefixes) that list calls returned.
+    pub listed_entries: u64,
 }
 
 /// Wraps a source and counts its calls. Listing prefixes are recorded too.
@@ -25,6 +27,7 @@ pub struct CountingSource<S> {
     list: AtomicU64,
     head: AtomicU64,
     get: AtomicU64,
+    entries: AtomicU64,
     listed: std::sync::Mutex<Vec<String>>,
 }
 
@@ -36,6 +39,7 @@ impl<S> CountingSource<S> {
             list: AtomicU64::new(0),
             head: AtomicU64::new(0),
             get: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
             listed: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -46,6 +50,7 @@ impl<S> CountingSource<S> {
             list: self.list.load(Ordering::Relaxed),
             head: self.head.load(Ordering::Relaxed),
             get: self.get.load(Ordering::Relaxed),
+            listed_entries: self.entries.load(Ordering::Relaxed),
         }
     }
 
@@ -75,7 +80,12 @@ impl<S: ObjectSource> ObjectSource for CountingSource<S> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(request.prefix.clone());
-        self.inner.list(request).await
+        let page = self.inner.list(request).await?;
+        self.entries.fetch_add(
+            (page.objects.len() + page.common_prefixes.len()) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(page)
     }
 
     async fn head(&self, key: &str, request: &GetRequest) -> Result<ObjectInfo, SourceError> {

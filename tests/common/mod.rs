@@ -1,0 +1,77 @@
+//! Helpers shared by the end-to-end tests: run the `gcrec` binary, read its JSON Lines,
+//! and generate exports into temporary directories.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use gcrec_testkit::{Export, ExportSpec};
+use serde_json::Value;
+
+/// What a `gcrec` run did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The JSON Lines on stdout, parsed.
+    pub fn json(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// IDs of the JSON records of this `type`.
+    pub fn ids(&self, kind: &str) -> BTreeSet<String> {
+        self.json()
+            .iter()
+            .filter(|v| v["type"] == kind)
+            .map(|v| v["recording_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The final summary record.
+    pub fn summary(&self) -> Value {
+        let lines = self.json();
+        let last = lines.last().expect("a summary line").clone();
+        assert_eq!(last["type"], "summary");
+        last
+    }
+}
+
+/// Runs the `gcrec` binary built for these tests.
+pub fn gcrec<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_gcrec"))
+        .args(args)
+        .env_remove("GCREC_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run gcrec");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// Generates an export into a fresh temporary directory.
+pub fn generated(spec: ExportSpec) -> (tempfile::TempDir, Export) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let export = Export::generate(spec);
+    export.write_to_dir(dir.path()).expect("write export");
+    (dir, export)
+}
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
