@@ -41,7 +41,89 @@ pub enum Command {
     ///
     /// Lists only the partitions a --from/--to range needs, pairs media with sidecars,
     /// and marks orphans and invalid sidecars. A summary goes to stderr.
-    Ls(LsArgs),
+    Ls(Box<LsArgs>),
+    /// Decrypt recordings: files, or a local export directory (layout kept, sidecars
+    /// copied verbatim).
+    ///
+    /// Detects each file's format (OpenPGP, S3 Encryption Client, plain media), decrypts
+    /// it into a temporary file beside its destination, verifies it, and only then moves
+    /// it into place. `.pgp`, `.gpg` and `.asc` suffixes are dropped.
+    Decrypt(Box<DecryptArgs>),
+    /// Inspect or generate keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Keys and what unlocks them.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Keys")]
+pub struct KeyArgs {
+    /// A key file: OpenPGP secret key(s), RSA private key (PEM or DER), or a 32-byte AES
+    /// key (raw or base64). Repeat for several keys (rotation).
+    #[arg(long = "key", value_name = "FILE", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Read the key passphrase from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+    /// Read the key passphrase from the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Also decrypt legacy S3 Encryption Client V1 objects (AES-CBC), which carry no
+    /// authentication tag: tampering cannot be detected.
+    #[arg(long)]
+    pub allow_legacy_cbc: bool,
+}
+
+/// `gcrec decrypt`.
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Files, or export directories laid out like the bucket.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Where the plaintext goes (created 0700; files are 0600).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Objects decrypted at once.
+    #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// JSON Lines on stdout: one object per file, then a summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// `gcrec keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Describe key files: type, size, fingerprint, key IDs, protection. Prints no secret.
+    Inspect {
+        /// Key files.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// JSON Lines output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a fresh OpenPGP key pair (Ed25519 + Curve25519) and an RSA key pair (PEM),
+    /// all files 0600.
+    Generate {
+        /// Directory to write into (created 0700). Existing files are never overwritten.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// User ID of the OpenPGP key.
+        #[arg(long, default_value = "gcrec recordings key")]
+        user_id: String,
+        /// RSA key size in bits.
+        #[arg(long, default_value_t = 3072, value_parser = clap::value_parser!(u16).range(2048..=8192))]
+        rsa_bits: u16,
+        /// Protect both secret keys with the passphrase in this environment variable.
+        #[arg(long, value_name = "VAR")]
+        passphrase_env: Option<String>,
+        /// Protect both secret keys with the first line of this file.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
 }
 
 /// `gcrec ls`.

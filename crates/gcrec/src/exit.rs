@@ -27,8 +27,9 @@ pub enum Outcome {
     /// All good.
     Success,
     /// Finished with failures (already reported).
-    #[allow(dead_code)] // `pull` reports per-recording failures this way
     SomeFailed,
+    /// Finished with failures, some of them permission failures (already reported).
+    PermissionFailed,
 }
 
 /// The exit code for an error, by the first cause that says what kind it is.
@@ -53,6 +54,7 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::from(SUCCESS),
         Ok(Outcome::SomeFailed) => ExitCode::from(FAILURES),
+        Ok(Outcome::PermissionFailed) => ExitCode::from(PERMISSION),
         Err(e) => {
             eprintln!("gcrec: error: {e}");
             for cause in e.chain().skip(1) {

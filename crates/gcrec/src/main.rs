@@ -8,6 +8,8 @@ mod commands;
 mod exit;
 mod filters;
 mod output;
+mod passphrase;
+mod pipeline;
 
 use std::process::ExitCode;
 

@@ -24,6 +24,54 @@ use crate::layout::is_safe_key;
 /// Bytes per chunk when streaming a local file.
 const CHUNK: usize = 256 * 1024;
 
+/// Suffix of the file that holds an object's S3 metadata in a local copy
+/// (`{key}.gcrec-object.json`, written when encrypted copies are kept). Such files are
+/// not listed as objects: they are the object's metadata, as in S3.
+pub const OBJECT_METADATA_SUFFIX: &str = ".gcrec-object.json";
+
+/// Saved object metadata larger than this is ignored (S3 allows 2 KB of user metadata).
+const MAX_OBJECT_METADATA: u64 = 64 * 1024;
+
+/// The saved S3 metadata of an object in a local copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedObjectMetadata {
+    /// User metadata (`x-amz-meta-*` without the prefix).
+    #[serde(default)]
+    pub user_metadata: std::collections::BTreeMap<String, String>,
+    /// Server-side encryption at rest when it was downloaded.
+    #[serde(default)]
+    pub sse: super::ServerSideEncryption,
+    /// The version ID it was downloaded at.
+    #[serde(default)]
+    pub version_id: Option<String>,
+    /// Its ETag in the bucket.
+    #[serde(default)]
+    pub etag: Option<String>,
+}
+
+/// Reads `{path}.gcrec-object.json` if it exists.
+fn saved_metadata(key: &str, path: &Path) -> Result<Option<SavedObjectMetadata>, SourceError> {
+    let mut companion = path.as_os_str().to_owned();
+    companion.push(OBJECT_METADATA_SUFFIX);
+    let companion = PathBuf::from(companion);
+    match fs::symlink_metadata(&companion) {
+        Ok(m) if m.is_file() && m.len() <= MAX_OBJECT_METADATA => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(key)(e)),
+    }
+    let body = fs::read(&companion).map_err(io_error(key))?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| SourceError::Io {
+            key: key.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", companion.display()),
+            ),
+        })
+}
+
 /// Objects read from a directory tree.
 #[derive(Debug, Clone)]
 pub struct LocalSource {
@@ -113,6 +161,7 @@ impl LocalSource {
 
     fn info(
         key: &str,
+        path: &Path,
         meta: &fs::Metadata,
         request: &GetRequest,
     ) -> Result<ObjectInfo, SourceError> {
@@ -131,11 +180,14 @@ impl LocalSource {
                 expected: expected.clone(),
             });
         }
+        let saved = saved_metadata(key, path)?.unwrap_or_default();
         Ok(ObjectInfo {
             key: key.to_owned(),
             size: meta.len(),
             etag: Some(etag),
             last_modified: modified(meta),
+            user_metadata: saved.user_metadata,
+            sse: saved.sse,
             ..ObjectInfo::default()
         })
     }
@@ -165,7 +217,7 @@ impl ObjectSource for LocalSource {
     async fn head(&self, key: &str, request: &GetRequest) -> Result<ObjectInfo, SourceError> {
         let path = self.path_for(key)?;
         let meta = Self::file_meta(key, &path)?;
-        Self::info(key, &meta, request)
+        Self::info(key, &path, &meta, request)
     }
 
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
@@ -174,7 +226,7 @@ impl ObjectSource for LocalSource {
         let mut file = tokio::fs::File::open(&path).await.map_err(io_error(key))?;
         // Describe the file we actually opened, not the path.
         let meta = file.metadata().await.map_err(io_error(key))?;
-        let info = Self::info(key, &meta, request)?;
+        let info = Self::info(key, &path, &meta, request)?;
         let range = match request.range {
             Some(r) => r.resolve(key, info.size)?,
             None => 0..info.size,
@@ -329,6 +381,8 @@ fn read_sorted(dir: &Path, dir_key: &str) -> std::io::Result<Vec<Entry>> {
         };
         let key = if meta.is_dir() {
             format!("{dir_key}{name}/")
+        } else if meta.is_file() && name.ends_with(OBJECT_METADATA_SUFFIX) {
+            continue; // an object's saved metadata, not an object
         } else if meta.is_file() {
             format!("{dir_key}{name}")
         } else {
@@ -352,7 +406,11 @@ fn has_file(dir: &Path) -> std::io::Result<bool> {
             continue;
         }
         let kind = item.file_type()?;
-        if kind.is_file() || (kind.is_dir() && has_file(&item.path())?) {
+        let metadata_only = item
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(OBJECT_METADATA_SUFFIX));
+        if (kind.is_file() && !metadata_only) || (kind.is_dir() && has_file(&item.path())?) {
             return Ok(true);
         }
     }

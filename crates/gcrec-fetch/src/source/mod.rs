@@ -26,7 +26,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use counting::{CallCounts, CountingSource};
-pub use local::LocalSource;
+pub use local::{LocalSource, OBJECT_METADATA_SUFFIX, SavedObjectMetadata};
 pub use memory::{MemoryObject, MemorySource};
 pub use open::{OpenedSource, open_source};
 
@@ -103,7 +103,7 @@ pub struct ListPage {
 }
 
 /// Server-side encryption at rest, as the source reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SseMode {
     /// No server-side encryption reported (local sources, unencrypted buckets).
@@ -135,7 +135,7 @@ impl SseMode {
 }
 
 /// How an object is encrypted at rest.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct ServerSideEncryption {
     /// The mode.
     pub mode: SseMode,

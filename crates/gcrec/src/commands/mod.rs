@@ -1,5 +1,7 @@
 //! One module per command.
 
+mod decrypt;
+mod keys;
 mod ls;
 
 use crate::cli::{Cli, Command};
@@ -12,7 +14,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Ls(args) => ls::run(&cli.global, args).await,
+            Command::Ls(args) => ls::run(&cli.global, *args).await,
+            Command::Decrypt(args) => decrypt::run(&cli.global, *args).await,
+            Command::Keys(command) => keys::run(&cli.global, command),
         }
     })
 }

@@ -1,0 +1,258 @@
+//! Streaming AES-256-GCM decryption: CTR32 for the keystream, GHASH over the ciphertext,
+//! the tag compared (in constant time) only at the end.
+//!
+//! `aes-gcm` has no incremental API, and an S3 object can be gigabytes; this decrypts any
+//! length in place, chunk by chunk, in constant memory. The plaintext it yields is
+//! **unauthenticated until [`GcmDecryptor::finish`] succeeds** — callers write it to a
+//! [`crate::release::PendingFile`] and release only then.
+
+use aes::Aes256;
+use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use ghash::GHash;
+use ghash::universal_hash::UniversalHash;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+/// Length of the GCM tag S3 Encryption Client objects carry.
+pub const TAG_LEN: usize = 16;
+
+type Ctr = ctr::Ctr32BE<Aes256>;
+
+/// Why a GCM stream did not authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GcmError {
+    /// The tag does not match: the ciphertext, tag, key or IV is wrong.
+    #[error("authentication tag mismatch (wrong key, or the object was altered)")]
+    TagMismatch,
+    /// The stream ended before the ciphertext and tag were complete.
+    #[error("ciphertext ended after {received} of {expected} bytes (truncated object)")]
+    Truncated {
+        /// Bytes expected (ciphertext and tag).
+        expected: u64,
+        /// Bytes received.
+        received: u64,
+    },
+}
+
+/// Decrypts `ciphertext ‖ tag` of a known total length, in place.
+pub struct GcmDecryptor {
+    ctr: Ctr,
+    ghash: GHash,
+    tag_mask: [u8; 16],
+    aad_len: u64,
+    ciphertext_len: u64,
+    processed: u64,
+    carry: [u8; 16],
+    carry_len: usize,
+    tag: [u8; TAG_LEN],
+    tag_len: usize,
+}
+
+impl std::fmt::Debug for GcmDecryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcmDecryptor")
+            .field("ciphertext_len", &self.ciphertext_len)
+            .field("processed", &self.processed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GcmDecryptor {
+    /// A decryptor for an object of `total_len` bytes (ciphertext followed by a 16-byte
+    /// tag), with a 96-bit IV and additional authenticated data `aad`.
+    pub fn new(
+        key: &[u8; 32],
+        iv: &[u8; 12],
+        aad: &[u8],
+        total_len: u64,
+    ) -> Result<Self, GcmError> {
+        let Some(ciphertext_len) = total_len.checked_sub(TAG_LEN as u64) else {
+            return Err(GcmError::Truncated {
+                expected: TAG_LEN as u64,
+                received: total_len,
+            });
+        };
+        let cipher = Aes256::new(key.into());
+        let mut h = [0u8; 16];
+        cipher.encrypt_block((&mut h).into());
+        let mut j0 = [0u8; 16];
+        j0[..12].copy_from_slice(iv);
+        j0[15] = 1;
+        let mut tag_mask = j0;
+        cipher.encrypt_block((&mut tag_mask).into());
+        let mut counter = j0;
+        counter[15] = 2;
+        let ctr = Ctr::new(key.into(), (&counter).into());
+        let mut ghash = GHash::new((&h).into());
+        h.zeroize();
+        ghash.update_padded(aad);
+        Ok(Self {
+            ctr,
+            ghash,
+            tag_mask,
+            aad_len: aad.len() as u64,
+            ciphertext_len,
+            processed: 0,
+            carry: [0; 16],
+            carry_len: 0,
+            tag: [0; TAG_LEN],
+            tag_len: 0,
+        })
+    }
+
+    fn hash(&mut self, mut data: &[u8]) {
+        if self.carry_len > 0 {
+            let take = (16 - self.carry_len).min(data.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&data[..take]);
+            self.carry_len += take;
+            data = &data[take..];
+            if self.carry_len < 16 {
+                return;
+            }
+            self.ghash.update_padded(&self.carry);
+            self.carry_len = 0;
+        }
+        let full = data.len() / 16 * 16;
+        self.ghash.update_padded(&data[..full]);
+        let rest = &data[full..];
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carry_len = rest.len();
+    }
+
+    /// Takes the next bytes of the object. Decrypts the ciphertext among them in place
+    /// and returns how many leading bytes of `buf` are now plaintext; bytes past the
+    /// ciphertext are the tag and are kept for [`GcmDecryptor::finish`].
+    pub fn update(&mut self, buf: &mut [u8]) -> usize {
+        let remaining = self.ciphertext_len - self.processed;
+        let n = (buf.len() as u64).min(remaining) as usize;
+        let (ciphertext, tag) = buf.split_at_mut(n);
+        self.hash(ciphertext);
+        self.ctr.apply_keystream(ciphertext);
+        self.processed += n as u64;
+        let take = tag.len().min(TAG_LEN - self.tag_len);
+        self.tag[self.tag_len..self.tag_len + take].copy_from_slice(&tag[..take]);
+        self.tag_len += take;
+        n
+    }
+
+    /// Checks the tag. Only after this returns `Ok` may the plaintext be released.
+    pub fn finish(mut self) -> Result<(), GcmError> {
+        let received = self.processed + self.tag_len as u64;
+        let expected = self.ciphertext_len + TAG_LEN as u64;
+        if received != expected {
+            return Err(GcmError::Truncated { expected, received });
+        }
+        if self.carry_len > 0 {
+            let carry = self.carry;
+            self.ghash.update_padded(&carry[..self.carry_len]);
+        }
+        let mut lengths = [0u8; 16];
+        lengths[..8].copy_from_slice(&(self.aad_len * 8).to_be_bytes());
+        lengths[8..].copy_from_slice(&(self.ciphertext_len * 8).to_be_bytes());
+        self.ghash.update_padded(&lengths);
+        let mut computed: [u8; 16] = self.ghash.clone().finalize().into();
+        for (c, m) in computed.iter_mut().zip(self.tag_mask) {
+            *c ^= m;
+        }
+        let ok: bool = computed.ct_eq(&self.tag).into();
+        computed.zeroize();
+        if ok {
+            Ok(())
+        } else {
+            Err(GcmError::TagMismatch)
+        }
+    }
+}
+
+impl Drop for GcmDecryptor {
+    fn drop(&mut self) {
+        self.tag_mask.zeroize();
+        self.carry.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aes_gcm::aead::{Aead, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+
+    fn seal(key: &[u8; 32], iv: &[u8; 12], aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        Aes256Gcm::new(key.into())
+            .encrypt(Nonce::from_slice(iv), Payload { msg: plain, aad })
+            .unwrap()
+    }
+
+    fn open_in_chunks(
+        key: &[u8; 32],
+        iv: &[u8; 12],
+        aad: &[u8],
+        mut sealed: Vec<u8>,
+        chunk: usize,
+    ) -> Result<Vec<u8>, GcmError> {
+        let mut d = GcmDecryptor::new(key, iv, aad, sealed.len() as u64)?;
+        let mut out = Vec::new();
+        for piece in sealed.chunks_mut(chunk) {
+            let n = d.update(piece);
+            out.extend_from_slice(&piece[..n]);
+        }
+        d.finish().map(|()| out)
+    }
+
+    #[test]
+    fn matches_aes_gcm_for_every_length_and_chunking() {
+        let key = [7u8; 32];
+        let iv = [1u8; 12];
+        for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 255, 1000, 4097] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            for aad in [&b""[..], &[0x00, 0x73][..]] {
+                let sealed = seal(&key, &iv, aad, &plain);
+                for chunk in [1, 3, 16, 17, 64, 5000] {
+                    let got = open_in_chunks(&key, &iv, aad, sealed.clone(), chunk).unwrap();
+                    assert_eq!(got, plain, "len {len} chunk {chunk}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn any_flipped_bit_fails_the_tag() {
+        let key = [9u8; 32];
+        let iv = [3u8; 12];
+        let sealed = seal(&key, &iv, b"", &[5u8; 100]);
+        for i in [0, 50, 99, 100, 115] {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert_eq!(
+                open_in_chunks(&key, &iv, b"", bad, 7),
+                Err(GcmError::TagMismatch),
+                "byte {i}"
+            );
+        }
+        let mut wrong_key = key;
+        wrong_key[0] ^= 1;
+        assert_eq!(
+            open_in_chunks(&wrong_key, &iv, b"", sealed.clone(), 7),
+            Err(GcmError::TagMismatch)
+        );
+        assert_eq!(
+            open_in_chunks(&key, &iv, b"x", sealed, 7),
+            Err(GcmError::TagMismatch)
+        );
+    }
+
+    #[test]
+    fn a_short_stream_is_truncated_not_accepted() {
+        let key = [9u8; 32];
+        let iv = [3u8; 12];
+        let sealed = seal(&key, &iv, b"", &[5u8; 100]);
+        let mut d = GcmDecryptor::new(&key, &iv, b"", sealed.len() as u64).unwrap();
+        let mut part = sealed[..60].to_vec();
+        d.update(&mut part);
+        assert!(matches!(
+            d.finish(),
+            Err(GcmError::Truncated { received: 60, .. })
+        ));
+        assert!(GcmDecryptor::new(&key, &iv, b"", 10).is_err());
+    }
+}

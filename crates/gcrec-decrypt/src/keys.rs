@@ -1,0 +1,671 @@
+//! Key files and the keyring that holds every key given (several keys at once: rotation).
+//!
+//! Accepted files: OpenPGP secret keys (armored or binary, several per file), RSA private
+//! keys (PKCS#1 PEM, PKCS#8 PEM or DER, encrypted PKCS#8), and raw AES-256 keys (32 bytes,
+//! or their base64 on one line). Secret material is zeroized on drop and never printed:
+//! `Debug` shows fingerprints only.
+
+use std::fmt;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use pgp::composed::{PublicOrSecret, SignedSecretKey};
+use pgp::types::{KeyDetails, Password};
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// Key files larger than this are refused unread (a keyring of a few keys is kilobytes).
+pub const MAX_KEY_FILE: u64 = 1024 * 1024;
+
+/// A key file that could not be used. Messages name the file, never its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file could not be read.
+    #[error("cannot read key file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a key gcrec reads.
+    #[error(
+        "{path}: not a key gcrec can use ({reason}); give an OpenPGP secret key, an RSA private key (PKCS#1 or PKCS#8 PEM, PKCS#8 DER) or a 32-byte AES key (raw or base64)"
+    )]
+    Unrecognized {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// A passphrase-protected key and no passphrase.
+    #[error(
+        "{path}: key {key} is passphrase-protected; give the passphrase with --passphrase-env VAR or --passphrase-file FILE (or run on a terminal to be asked)"
+    )]
+    PassphraseNeeded {
+        /// The file.
+        path: PathBuf,
+        /// The key's ID.
+        key: String,
+    },
+    /// None of the passphrases unlocks the key.
+    #[error("{path}: wrong passphrase for key {key}")]
+    WrongPassphrase {
+        /// The file.
+        path: PathBuf,
+        /// The key's ID.
+        key: String,
+    },
+}
+
+/// What a key file holds, for `gcrec keys inspect` and logs. No secret material.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyInfo {
+    /// `openpgp`, `rsa` or `aes-256`.
+    pub kind: &'static str,
+    /// Algorithm and size, e.g. `RSA 3072`, `EdDSA + ECDH Curve25519`.
+    pub algorithm: String,
+    /// The fingerprint (OpenPGP primary key, SHA-256 of the RSA public key, or a key
+    /// check value for AES).
+    pub fingerprint: String,
+    /// Key IDs that messages name (OpenPGP primary and subkeys).
+    pub key_ids: Vec<String>,
+    /// Whether the key is protected by a passphrase.
+    pub protected: bool,
+    /// User IDs (OpenPGP).
+    pub user_ids: Vec<String>,
+}
+
+/// An OpenPGP secret key and the passphrase that unlocks it.
+pub struct PgpKey {
+    /// The key.
+    pub key: SignedSecretKey,
+    /// The passphrase (empty when the key is not protected).
+    pub passphrase: Password,
+    /// Where it came from.
+    pub source: PathBuf,
+}
+
+/// An RSA private key.
+pub struct RsaKey {
+    /// The key (zeroized on drop by `rsa`).
+    pub key: RsaPrivateKey,
+    /// SHA-256 of the public key (SPKI DER), hex.
+    pub fingerprint: String,
+    /// Where it came from.
+    pub source: PathBuf,
+}
+
+/// A raw AES-256 key.
+pub struct AesKey {
+    /// The key bytes.
+    pub key: Zeroizing<[u8; 32]>,
+    /// A key check value (not the key), hex.
+    pub fingerprint: String,
+    /// Where it came from.
+    pub source: PathBuf,
+}
+
+/// Every key given, by kind.
+#[derive(Default)]
+pub struct Keyring {
+    /// OpenPGP secret keys.
+    pub pgp: Vec<PgpKey>,
+    /// RSA private keys.
+    pub rsa: Vec<RsaKey>,
+    /// AES-256 keys.
+    pub aes: Vec<AesKey>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field(
+                "pgp",
+                &self
+                    .pgp
+                    .iter()
+                    .map(|k| format!("{:X}", k.key.fingerprint()))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "rsa",
+                &self.rsa.iter().map(|k| &k.fingerprint).collect::<Vec<_>>(),
+            )
+            .field(
+                "aes",
+                &self.aes.iter().map(|k| &k.fingerprint).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Asks for a passphrase, showing the message; `None` when it cannot ask.
+pub type Prompt = dyn Fn(&str) -> Option<Zeroizing<String>>;
+
+/// Passphrases to try on protected keys, and how to get one more when none is given.
+pub struct Passphrases<'a> {
+    /// Passphrases given up front (from an environment variable or a file).
+    pub given: Vec<Zeroizing<String>>,
+    /// Asked when a protected key has no working passphrase; `None` when there is no
+    /// terminal to ask on.
+    pub prompt: Option<&'a Prompt>,
+}
+
+impl fmt::Debug for Passphrases<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Passphrases({} given)", self.given.len())
+    }
+}
+
+fn hex_id(bytes: &[u8]) -> String {
+    hex::encode_upper(bytes)
+}
+
+fn aes_check_value(key: &[u8; 32]) -> String {
+    let digest = Sha256::new_with_prefix(b"gcrec key check value\0")
+        .chain_update(key)
+        .finalize();
+    hex::encode(&digest[..8])
+}
+
+fn pgp_info(key: &SignedSecretKey) -> KeyInfo {
+    let mut ids = vec![hex_id(key.primary_key.legacy_key_id().as_ref())];
+    ids.extend(
+        key.secret_subkeys
+            .iter()
+            .map(|s| hex_id(s.key.legacy_key_id().as_ref())),
+    );
+    let mut algorithms = vec![format!("{:?}", key.primary_key.algorithm())];
+    algorithms.extend(
+        key.secret_subkeys
+            .iter()
+            .map(|s| format!("{:?}", s.key.algorithm())),
+    );
+    let protected = key.primary_key.secret_params().is_encrypted()
+        || key
+            .secret_subkeys
+            .iter()
+            .any(|s| s.key.secret_params().is_encrypted());
+    KeyInfo {
+        kind: "openpgp",
+        algorithm: algorithms.join(" + "),
+        fingerprint: format!("{:X}", key.primary_key.fingerprint()),
+        key_ids: ids,
+        protected,
+        user_ids: key
+            .details
+            .users
+            .iter()
+            .map(|u| String::from_utf8_lossy(u.id.id()).into_owned())
+            .collect(),
+    }
+}
+
+fn rsa_info(key: &RsaPrivateKey) -> (KeyInfo, String) {
+    let der = key
+        .to_public_key()
+        .to_public_key_der()
+        .map(|d| d.as_bytes().to_vec())
+        .unwrap_or_default();
+    let fingerprint = hex::encode(Sha256::digest(der));
+    let info = KeyInfo {
+        kind: "rsa",
+        algorithm: format!("RSA {}", key.size() * 8),
+        fingerprint: fingerprint.clone(),
+        key_ids: Vec::new(),
+        protected: false,
+        user_ids: Vec::new(),
+    };
+    (info, fingerprint)
+}
+
+/// Checks a passphrase against every protected component of an OpenPGP key.
+fn pgp_unlocks(key: &SignedSecretKey, pw: &Password) -> bool {
+    let primary = key
+        .primary_key
+        .unlock(pw, |_, _| Ok(()))
+        .is_ok_and(|r| r.is_ok());
+    primary
+        && key
+            .secret_subkeys
+            .iter()
+            .all(|s| s.key.unlock(pw, |_, _| Ok(())).is_ok_and(|r| r.is_ok()))
+}
+
+enum Parsed {
+    Pgp(Vec<SignedSecretKey>),
+    Rsa(Box<RsaPrivateKey>),
+    EncryptedPkcs8(Zeroizing<Vec<u8>>),
+    Aes(Zeroizing<[u8; 32]>),
+}
+
+fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let read_err = |source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if meta.len() > MAX_KEY_FILE {
+        return Err(KeyError::Unrecognized {
+            path: path.to_owned(),
+            reason: format!("{} bytes is too large for a key file", meta.len()),
+        });
+    }
+    Ok(Zeroizing::new(std::fs::read(path).map_err(read_err)?))
+}
+
+fn parse(path: &Path, data: &[u8]) -> Result<Parsed, KeyError> {
+    let unrecognized = |reason: &str| KeyError::Unrecognized {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let text = std::str::from_utf8(data).ok().map(str::trim);
+    let pem =
+        |label: &str| text.is_some_and(|t| t.starts_with(&format!("-----BEGIN {label}-----")));
+    if pem("PGP PUBLIC KEY BLOCK") {
+        return Err(unrecognized(
+            "this is an OpenPGP public key; decryption needs the secret key",
+        ));
+    }
+    if pem("PUBLIC KEY") || pem("RSA PUBLIC KEY") {
+        return Err(unrecognized(
+            "this is a public key; decryption needs the private key",
+        ));
+    }
+    if pem("RSA PRIVATE KEY") {
+        let key = RsaPrivateKey::from_pkcs1_pem(text.unwrap_or_default())
+            .map_err(|e| unrecognized(&format!("invalid PKCS#1 RSA key: {e}")))?;
+        return Ok(Parsed::Rsa(Box::new(key)));
+    }
+    if pem("PRIVATE KEY") {
+        let key = RsaPrivateKey::from_pkcs8_pem(text.unwrap_or_default())
+            .map_err(|e| unrecognized(&format!("invalid PKCS#8 key (only RSA is used): {e}")))?;
+        return Ok(Parsed::Rsa(Box::new(key)));
+    }
+    if pem("ENCRYPTED PRIVATE KEY") {
+        return Ok(Parsed::EncryptedPkcs8(Zeroizing::new(data.to_vec())));
+    }
+    let pgp_binary = data.first().is_some_and(|b| {
+        let tag = if b & 0x40 != 0 {
+            b & 0x3f
+        } else {
+            (b >> 2) & 0x0f
+        };
+        b & 0x80 != 0 && tag == 5
+    });
+    if pem("PGP PRIVATE KEY BLOCK") || pgp_binary {
+        let (keys, _) = PublicOrSecret::from_reader_many(Cursor::new(data))
+            .map_err(|e| unrecognized(&format!("invalid OpenPGP key: {e}")))?;
+        let mut secret = Vec::new();
+        for key in keys {
+            match key.map_err(|e| unrecognized(&format!("invalid OpenPGP key: {e}")))? {
+                PublicOrSecret::Secret(k) => secret.push(k),
+                PublicOrSecret::Public(_) => {}
+            }
+        }
+        if secret.is_empty() {
+            return Err(unrecognized("the OpenPGP data holds no secret key"));
+        }
+        return Ok(Parsed::Pgp(secret));
+    }
+    if data.first() == Some(&0x30)
+        && let Ok(key) = RsaPrivateKey::from_pkcs8_der(data)
+    {
+        return Ok(Parsed::Rsa(Box::new(key)));
+    }
+    if data.len() == 32 {
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(data);
+        return Ok(Parsed::Aes(key));
+    }
+    if let Some(t) = text
+        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(t)
+    {
+        let bytes = Zeroizing::new(bytes);
+        if bytes.len() == 32 {
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(&bytes);
+            return Ok(Parsed::Aes(key));
+        }
+        return Err(unrecognized(&format!(
+            "base64 text of {} bytes, not a 32-byte AES key",
+            bytes.len()
+        )));
+    }
+    Err(unrecognized(&format!(
+        "{} bytes of unknown format",
+        data.len()
+    )))
+}
+
+/// Describes a key file without unlocking anything.
+pub fn inspect(path: &Path) -> Result<Vec<KeyInfo>, KeyError> {
+    let data = read_key_file(path)?;
+    Ok(match parse(path, &data)? {
+        Parsed::Pgp(keys) => keys.iter().map(pgp_info).collect(),
+        Parsed::Rsa(key) => vec![rsa_info(&key).0],
+        Parsed::EncryptedPkcs8(_) => vec![KeyInfo {
+            kind: "rsa",
+            algorithm: "RSA (encrypted PKCS#8: size and fingerprint need the passphrase)".into(),
+            fingerprint: String::new(),
+            key_ids: Vec::new(),
+            protected: true,
+            user_ids: Vec::new(),
+        }],
+        Parsed::Aes(key) => vec![KeyInfo {
+            kind: "aes-256",
+            algorithm: "AES-256".into(),
+            fingerprint: aes_check_value(&key),
+            key_ids: Vec::new(),
+            protected: false,
+            user_ids: Vec::new(),
+        }],
+    })
+}
+
+impl Keyring {
+    /// An empty keyring.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether it holds no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.pgp.is_empty() && self.rsa.is_empty() && self.aes.is_empty()
+    }
+
+    /// Loads every key in a file, unlocking protected ones now so that a wrong
+    /// passphrase is reported once, up front, rather than once per recording.
+    pub fn load(
+        &mut self,
+        path: &Path,
+        passphrases: &mut Passphrases<'_>,
+    ) -> Result<Vec<KeyInfo>, KeyError> {
+        let data = read_key_file(path)?;
+        match parse(path, &data)? {
+            Parsed::Pgp(keys) => {
+                let mut infos = Vec::new();
+                for key in keys {
+                    let info = pgp_info(&key);
+                    let passphrase = if info.protected {
+                        let id = info.key_ids[0].clone();
+                        unlock_with(path, &id, passphrases, |pw| {
+                            let pw = Password::from(pw.as_bytes());
+                            pgp_unlocks(&key, &pw).then_some(pw)
+                        })?
+                    } else {
+                        Password::empty()
+                    };
+                    self.pgp.push(PgpKey {
+                        key,
+                        passphrase,
+                        source: path.to_owned(),
+                    });
+                    infos.push(info);
+                }
+                Ok(infos)
+            }
+            Parsed::Rsa(key) => Ok(vec![self.add_rsa(path, *key)]),
+            Parsed::EncryptedPkcs8(pem) => {
+                let text = std::str::from_utf8(&pem)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                let text = Zeroizing::new(text);
+                let key = unlock_with(path, "(encrypted PKCS#8)", passphrases, |pw| {
+                    RsaPrivateKey::from_pkcs8_encrypted_pem(&text, pw.as_bytes()).ok()
+                })?;
+                Ok(vec![self.add_rsa(path, key)])
+            }
+            Parsed::Aes(key) => {
+                let fingerprint = aes_check_value(&key);
+                self.aes.push(AesKey {
+                    key,
+                    fingerprint: fingerprint.clone(),
+                    source: path.to_owned(),
+                });
+                Ok(vec![KeyInfo {
+                    kind: "aes-256",
+                    algorithm: "AES-256".into(),
+                    fingerprint,
+                    key_ids: Vec::new(),
+                    protected: false,
+                    user_ids: Vec::new(),
+                }])
+            }
+        }
+    }
+
+    fn add_rsa(&mut self, path: &Path, key: RsaPrivateKey) -> KeyInfo {
+        let (info, fingerprint) = rsa_info(&key);
+        self.rsa.push(RsaKey {
+            key,
+            fingerprint,
+            source: path.to_owned(),
+        });
+        info
+    }
+
+    /// Every OpenPGP key ID (primary and subkeys) the keyring can decrypt for.
+    pub fn pgp_key_ids(&self) -> Vec<String> {
+        self.pgp
+            .iter()
+            .flat_map(|k| pgp_info(&k.key).key_ids)
+            .collect()
+    }
+}
+
+/// Tries the given passphrases, then asks, until `try_one` accepts one.
+fn unlock_with<T>(
+    path: &Path,
+    key: &str,
+    passphrases: &mut Passphrases<'_>,
+    mut try_one: impl FnMut(&str) -> Option<T>,
+) -> Result<T, KeyError> {
+    for pw in &passphrases.given {
+        if let Some(t) = try_one(pw) {
+            return Ok(t);
+        }
+    }
+    if let Some(prompt) = passphrases.prompt
+        && let Some(pw) = prompt(&format!("Passphrase for {key} in {}: ", path.display()))
+    {
+        let unlocked = try_one(&pw);
+        passphrases.given.push(pw);
+        if let Some(t) = unlocked {
+            return Ok(t);
+        }
+        return Err(KeyError::WrongPassphrase {
+            path: path.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    if passphrases.given.is_empty() {
+        Err(KeyError::PassphraseNeeded {
+            path: path.to_owned(),
+            key: key.to_owned(),
+        })
+    } else {
+        Err(KeyError::WrongPassphrase {
+            path: path.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+/// A freshly generated key pair, armored or PEM-encoded.
+pub struct GeneratedPair {
+    /// The secret half (armored OpenPGP or PKCS#8 PEM).
+    pub secret: Zeroizing<String>,
+    /// The public half (armored OpenPGP or SPKI PEM).
+    pub public: String,
+    /// What it is.
+    pub info: KeyInfo,
+}
+
+/// A key-generation failure.
+#[derive(Debug, thiserror::Error)]
+#[error("key generation failed: {0}")]
+pub struct GenerateError(String);
+
+/// Generates an OpenPGP key: an Ed25519 signing primary key with a Curve25519 encryption
+/// subkey (v4 keys, which GnuPG 2.2 and Sequoia read), protected by `passphrase` if given.
+pub fn generate_pgp_pair(
+    user_id: &str,
+    passphrase: Option<&str>,
+) -> Result<GeneratedPair, GenerateError> {
+    use pgp::composed::{EncryptionCaps, KeyType, SecretKeyParamsBuilder, SubkeyParamsBuilder};
+    use pgp::crypto::ecc_curve::ECCCurve;
+    let err = |e: &dyn fmt::Display| GenerateError(e.to_string());
+    let mut rng = rand::thread_rng();
+    let subkey = SubkeyParamsBuilder::default()
+        .key_type(KeyType::ECDH(ECCCurve::Curve25519Legacy))
+        .can_encrypt(EncryptionCaps::All)
+        .passphrase(passphrase.map(str::to_owned))
+        .build()
+        .map_err(|e| err(&e))?;
+    let params = SecretKeyParamsBuilder::default()
+        .key_type(KeyType::Ed25519Legacy)
+        .can_certify(true)
+        .can_sign(true)
+        .primary_user_id(user_id.into())
+        .passphrase(passphrase.map(str::to_owned))
+        .subkeys(vec![subkey])
+        .build()
+        .map_err(|e| err(&e))?;
+    let key = params.generate(&mut rng).map_err(|e| err(&e))?;
+    let secret = key
+        .to_armored_string(Default::default())
+        .map_err(|e| err(&e))?;
+    let public = key
+        .to_public_key()
+        .to_armored_string(Default::default())
+        .map_err(|e| err(&e))?;
+    Ok(GeneratedPair {
+        secret: Zeroizing::new(secret),
+        public,
+        info: pgp_info(&key),
+    })
+}
+
+/// Generates an RSA key pair (PKCS#8 private key, encrypted with `passphrase` if given;
+/// SPKI public key), for S3 Encryption Client RSA-OAEP key wrapping.
+pub fn generate_rsa_pair(
+    bits: usize,
+    passphrase: Option<&str>,
+) -> Result<GeneratedPair, GenerateError> {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let err = |e: &dyn fmt::Display| GenerateError(e.to_string());
+    let mut rng = rand::thread_rng();
+    let key = RsaPrivateKey::new(&mut rng, bits).map_err(|e| err(&e))?;
+    let secret = match passphrase {
+        Some(pw) => key.to_pkcs8_encrypted_pem(&mut rng, pw.as_bytes(), LineEnding::LF),
+        None => key.to_pkcs8_pem(LineEnding::LF),
+    }
+    .map_err(|e| err(&e))?;
+    let public = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| err(&e))?;
+    let (mut info, _) = rsa_info(&key);
+    info.protected = passphrase.is_some();
+    Ok(GeneratedPair {
+        secret: Zeroizing::new(secret.to_string()),
+        public,
+        info,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_prompt() -> Passphrases<'static> {
+        Passphrases {
+            given: Vec::new(),
+            prompt: None,
+        }
+    }
+
+    fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    #[test]
+    fn generated_keys_load_and_protected_ones_need_their_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let pgp = generate_pgp_pair("t <t@example.invalid>", Some("pw")).unwrap();
+        let p = write(dir.path(), "k.asc", pgp.secret.as_bytes());
+        let mut ring = Keyring::new();
+        assert!(matches!(
+            ring.load(&p, &mut no_prompt()),
+            Err(KeyError::PassphraseNeeded { .. })
+        ));
+        let mut wrong = Passphrases {
+            given: vec![Zeroizing::new("nope".into())],
+            prompt: None,
+        };
+        let err = ring.load(&p, &mut wrong).unwrap_err();
+        assert!(matches!(err, KeyError::WrongPassphrase { .. }));
+        assert!(
+            !err.to_string().contains("nope"),
+            "a passphrase leaked into an error"
+        );
+        let mut right = Passphrases {
+            given: vec![Zeroizing::new("nope".into()), Zeroizing::new("pw".into())],
+            prompt: None,
+        };
+        let infos = ring.load(&p, &mut right).unwrap();
+        assert_eq!(infos[0].key_ids.len(), 2);
+        assert!(infos[0].protected);
+
+        let rsa = generate_rsa_pair(2048, Some("pw")).unwrap();
+        let p = write(dir.path(), "k.pem", rsa.secret.as_bytes());
+        assert!(matches!(
+            ring.load(&p, &mut no_prompt()),
+            Err(KeyError::PassphraseNeeded { .. })
+        ));
+        ring.load(&p, &mut right).unwrap();
+        assert_eq!(ring.rsa.len(), 1);
+        assert!(!format!("{ring:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn aes_keys_raw_or_base64_and_clear_errors_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ring = Keyring::new();
+        ring.load(&write(dir.path(), "raw", &[7u8; 32]), &mut no_prompt())
+            .unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let infos = ring
+            .load(
+                &write(dir.path(), "b64", format!("{b64}\n").as_bytes()),
+                &mut no_prompt(),
+            )
+            .unwrap();
+        assert_eq!(ring.aes.len(), 2);
+        assert_eq!(ring.aes[0].fingerprint, ring.aes[1].fingerprint);
+        assert_eq!(infos[0].kind, "aes-256");
+        let err = ring
+            .load(&write(dir.path(), "short", b"c2hvcnQ="), &mut no_prompt())
+            .unwrap_err();
+        assert!(err.to_string().contains("not a 32-byte AES key"), "{err}");
+        let pubkey = generate_rsa_pair(2048, None).unwrap().public;
+        let err = ring
+            .load(
+                &write(dir.path(), "pub", pubkey.as_bytes()),
+                &mut no_prompt(),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("public key"), "{err}");
+    }
+}

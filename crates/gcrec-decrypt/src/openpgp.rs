@@ -1,0 +1,206 @@
+//! OpenPGP messages, through rPGP in streaming mode.
+//!
+//! rPGP's default SEIPDv1 mode buffers the whole message to check the MDC first and
+//! refuses messages over 1 GiB. gcrec uses the streaming mode instead (constant memory)
+//! and gets the same guarantee from the release rule: plaintext goes to a temporary file
+//! and is released only after the MDC (SEIPDv1) or the final AEAD tag (SEIPDv2) has been
+//! checked at the end of the stream.
+
+use std::io::{BufRead, Write};
+
+use pgp::composed::{DecryptionOptions, Esk, InnerRingResult, Message, TheRing};
+use pgp::types::{KeyDetails, Password, Seipdv1ReadMode};
+
+use crate::keys::Keyring;
+
+/// Why an OpenPGP message could not be decrypted.
+#[derive(Debug, thiserror::Error)]
+pub enum PgpError {
+    /// The data is not an OpenPGP message rPGP can parse.
+    #[error("not a readable OpenPGP message: {0}")]
+    Parse(String),
+    /// The message is not encrypted (a plain literal or signed message).
+    #[error("the OpenPGP message is not encrypted")]
+    NotEncrypted,
+    /// None of the keys given is a recipient.
+    #[error(
+        "no key for this message: it is encrypted to key ID(s) {}; the keys given are {}",
+        .needed.join(", "),
+        if .have.is_empty() { "none".to_owned() } else { .have.join(", ") }
+    )]
+    MissingKey {
+        /// Recipient key IDs (hex), as the message names them.
+        needed: Vec<String>,
+        /// Key IDs of the keys given.
+        have: Vec<String>,
+    },
+    /// Only a passphrase (SKESK) could open the message.
+    #[error("the message is encrypted to a passphrase only, not to a key")]
+    PassphraseOnly,
+    /// A matching key could not decrypt the session key.
+    #[error("key {key} is a recipient but could not decrypt the session key: {reason}")]
+    SessionKey {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The content failed its integrity check (MDC or AEAD tag), or is truncated.
+    #[error("integrity check failed (modified or truncated message): {0}")]
+    Integrity(String),
+    /// Writing the plaintext failed.
+    #[error("writing the plaintext: {0}")]
+    Write(std::io::Error),
+}
+
+/// What opened a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgpOutcome {
+    /// The key ID (hex) of the recipient key that decrypted the session key.
+    pub key_id: String,
+    /// Plaintext bytes written.
+    pub bytes: u64,
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    hex::encode_upper(b)
+}
+
+/// A writer that tells write errors (ours) from read errors (the message's).
+struct Counting<'a> {
+    out: &'a mut dyn Write,
+    bytes: u64,
+    error: Option<std::io::Error>,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.out.write(buf) {
+            Ok(n) => {
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                self.error = Some(e);
+                Err(std::io::Error::new(kind, "output"))
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Decrypts an OpenPGP message from `reader` into `out`. The plaintext written is
+/// unauthenticated until this returns `Ok`.
+pub fn decrypt<'a, R>(
+    reader: R,
+    armored: bool,
+    keys: &Keyring,
+    out: &mut dyn Write,
+) -> Result<PgpOutcome, PgpError>
+where
+    R: BufRead + std::fmt::Debug + Send + 'a,
+{
+    let message = if armored {
+        Message::from_armor(reader).map(|(m, _)| m)
+    } else {
+        Message::from_bytes(reader)
+    }
+    .map_err(|e| PgpError::Parse(e.to_string()))?;
+    let Message::Encrypted { esk, .. } = &message else {
+        return Err(PgpError::NotEncrypted);
+    };
+    let mut needed = Vec::new();
+    let mut wildcard = false;
+    for e in esk {
+        if let Esk::PublicKeyEncryptedSessionKey(p) = e {
+            match (p.id(), p.fingerprint()) {
+                (Ok(id), _) if id.is_wildcard() => wildcard = true,
+                (Ok(id), _) => needed.push(hex_upper(id.as_ref())),
+                (_, Ok(Some(fp))) => needed.push(hex_upper(fp.as_bytes())),
+                _ => wildcard = true,
+            }
+        }
+    }
+    if needed.is_empty() && !wildcard {
+        return Err(PgpError::PassphraseOnly);
+    }
+    // Which of our keys the message names (a fingerprint names a key by its last 8 bytes).
+    let key_ids_of = |k: &pgp::composed::SignedSecretKey| {
+        let mut ids = vec![(
+            hex_upper(k.primary_key.legacy_key_id().as_ref()),
+            format!("{:X}", k.primary_key.fingerprint()),
+        )];
+        ids.extend(k.secret_subkeys.iter().map(|s| {
+            (
+                hex_upper(s.key.legacy_key_id().as_ref()),
+                format!("{:X}", s.key.fingerprint()),
+            )
+        }));
+        ids
+    };
+    let recipient_of = |k: &pgp::composed::SignedSecretKey| {
+        key_ids_of(k)
+            .into_iter()
+            .find(|(id, fp)| needed.iter().any(|n| n == id || n == fp))
+            .map(|(id, _)| id)
+    };
+    let candidates: Vec<usize> = (0..keys.pgp.len())
+        .filter(|&i| wildcard || recipient_of(&keys.pgp[i].key).is_some())
+        .collect();
+    if candidates.is_empty() {
+        return Err(PgpError::MissingKey {
+            needed,
+            have: keys.pgp_key_ids(),
+        });
+    }
+    let secret_keys = candidates.iter().map(|&i| &keys.pgp[i].key).collect();
+    let passwords: Vec<&Password> = candidates
+        .iter()
+        .map(|&i| &keys.pgp[i].passphrase)
+        .collect();
+    let ring = TheRing {
+        secret_keys,
+        key_passwords: passwords,
+        decrypt_options: DecryptionOptions::new().set_seipdv1_read_mode(Seipdv1ReadMode::Streaming),
+        ..TheRing::default()
+    };
+    let first_candidate = recipient_of(&keys.pgp[candidates[0]].key)
+        .unwrap_or_else(|| "(anonymous recipient)".into());
+    let (message, result) =
+        message
+            .decrypt_the_ring(ring, true)
+            .map_err(|e| PgpError::SessionKey {
+                key: first_candidate.clone(),
+                reason: e.to_string(),
+            })?;
+    let opened = result
+        .secret_keys
+        .iter()
+        .position(|r| *r == InnerRingResult::Ok)
+        .and_then(|i| recipient_of(&keys.pgp[candidates[i]].key))
+        .unwrap_or(first_candidate);
+    let mut message = message;
+    while message.is_compressed() {
+        message = message
+            .decompress()
+            .map_err(|e| PgpError::Integrity(e.to_string()))?;
+    }
+    let mut sink = Counting {
+        out,
+        bytes: 0,
+        error: None,
+    };
+    if let Err(e) = std::io::copy(&mut message, &mut sink) {
+        return Err(match sink.error.take() {
+            Some(write_error) => PgpError::Write(write_error),
+            None => PgpError::Integrity(e.to_string()),
+        });
+    }
+    Ok(PgpOutcome {
+        key_id: opened,
+        bytes: sink.bytes,
+    })
+}
