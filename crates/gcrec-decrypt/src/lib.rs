@@ -16,6 +16,7 @@ pub mod detect;
 pub mod envelope;
 pub mod gcm;
 pub mod keys;
+pub mod kms;
 pub mod object;
 pub mod openpgp;
 pub mod release;

@@ -53,6 +53,14 @@ pub enum KmsError {
     Other(String),
 }
 
+/// What KMS returned for a Decrypt.
+pub struct KmsPlaintext {
+    /// The plaintext data key.
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The KMS key that decrypted it (ARN), when KMS says.
+    pub key_id: Option<String>,
+}
+
 /// Unwraps data keys through AWS KMS (`kms:Decrypt` with an encryption context).
 #[async_trait]
 pub trait Kms: Send + Sync {
@@ -63,7 +71,7 @@ pub trait Kms: Send + Sync {
         ciphertext: &[u8],
         context: &BTreeMap<String, String>,
         key_id: Option<&str>,
-    ) -> Result<Zeroizing<Vec<u8>>, KmsError>;
+    ) -> Result<KmsPlaintext, KmsError>;
 }
 
 /// Why an S3EC object could not be decrypted.
@@ -333,20 +341,21 @@ async fn unwrap_kms(env: &Envelope, kms: Option<&dyn Kms>) -> Result<DataKey, S3
         .get("kms_cmk_id")
         .or_else(|| env.material_description.get("kms_cmk_id"))
         .cloned();
-    let plain = kms
+    let out = kms
         .decrypt(&env.wrapped_key, context, key_id.as_deref())
         .await?;
-    let key = to_key(&plain).ok_or(S3ecError::WrongKey {
+    let key = to_key(&out.plaintext).ok_or(S3ecError::WrongKey {
         wrap: "KMS",
         kind: "KMS",
         tried: 1,
     })?;
+    let used = out
+        .key_id
+        .or(key_id)
+        .unwrap_or_else(|| "(unknown key)".into());
     Ok(DataKey {
         key,
-        opened_with: format!(
-            "kms:{}",
-            key_id.unwrap_or_else(|| "(key in ciphertext)".into())
-        ),
+        opened_with: format!("kms:{used}"),
     })
 }
 

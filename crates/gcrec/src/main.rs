@@ -3,6 +3,7 @@
 //! This file only wires the pieces together: `cli` parses, `commands` run, `exit` maps
 //! the outcome to a documented exit code.
 
+mod aws;
 mod cli;
 mod commands;
 mod exit;

@@ -13,6 +13,7 @@ use gcrec_fetch::layout::INSTRUCTION_SUFFIX;
 use gcrec_fetch::source::{LocalSource, ObjectSource, open_source};
 use serde_json::json;
 
+use crate::aws::LazyKms;
 use crate::cli::{DecryptArgs, GlobalArgs, KeyArgs};
 use crate::exit::{Outcome, UsageError};
 use crate::output::Out;
@@ -178,7 +179,7 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
     }
     let ctx = Arc::new(DecryptContext {
         keys,
-        kms: None,
+        kms: Some(Arc::new(LazyKms::new(args.aws.clone()))),
         options: DecryptOptions {
             allow_legacy_cbc: args.keys.allow_legacy_cbc,
         },
