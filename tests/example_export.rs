@@ -1,6 +1,6 @@
-//! The committed example export stays what the generator makes, its media are real
-//! containers by independent tools' judgement, and the README shows what `gcrec ls`
-//! really prints for it.
+//! The committed example export decrypts, with the test keys, to exactly what the
+//! generator makes; its media are real containers by independent tools' judgement; and
+//! the README shows what `gcrec ls` really prints for it.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -39,28 +39,77 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The example decrypted with keys-example/, once per test binary.
+fn decrypted() -> &'static (tempfile::TempDir, Vec<serde_json::Value>) {
+    static DONE: std::sync::OnceLock<(tempfile::TempDir, Vec<serde_json::Value>)> =
+        std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let out = tempfile::tempdir().unwrap();
+        let keys = repo_root().join("keys-example");
+        let run = gcrec([
+            "decrypt".as_ref(),
+            example_dir().as_os_str(),
+            "--key".as_ref(),
+            keys.as_os_str(),
+            "--passphrase-file".as_ref(),
+            keys.join("passphrase.txt").as_os_str(),
+            "--out".as_ref(),
+            out.path().as_os_str(),
+            "--json".as_ref(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let lines = run.json();
+        (out, lines)
+    })
+}
+
 #[test]
-fn the_committed_example_is_what_the_generator_makes() {
-    let committed = files_under(&example_dir());
-    let generated: BTreeMap<String, Vec<u8>> =
-        Export::generate(ExportSpec::example()).objects().collect();
+fn the_example_decrypts_to_exactly_what_the_generator_makes() {
+    let (out, _) = decrypted();
+    let got = files_under(out.path());
+    let export = Export::generate(ExportSpec::example());
+    let stray_keys: Vec<&String> = export.strays.iter().map(|(k, _)| k).collect();
+    let want: BTreeMap<String, Vec<u8>> = export
+        .objects()
+        .filter(|(k, _)| !stray_keys.contains(&k))
+        .collect();
     let keys = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
     assert_eq!(
-        keys(&committed),
-        keys(&generated),
-        "examples/export is stale: run `cargo run -p gcrec-testkit -- example`"
+        keys(&got),
+        keys(&want),
+        "examples/export is stale: run scripts/make-example"
     );
-    for (key, body) in &generated {
-        assert!(
-            committed[key] == *body,
-            "{key} differs: run `cargo run -p gcrec-testkit -- example`"
-        );
+    for (key, body) in &want {
+        assert!(got[key] == *body, "{key} differs: run scripts/make-example");
     }
-    let total: usize = committed.values().map(Vec::len).sum();
+    let total: u64 = files_under(&example_dir())
+        .values()
+        .map(|b| b.len() as u64)
+        .sum();
     assert!(
         total <= 1_000_000,
         "the example export must stay under 1 MB ({total} bytes)"
     );
+}
+
+#[test]
+fn the_example_mixes_every_container() {
+    let (_, lines) = decrypted();
+    let formats: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "file")
+        .filter_map(|l| l["format"].as_str())
+        .collect();
+    for f in [
+        "openpgp",
+        "openpgp (armored)",
+        "s3ec v2 (AES-GCM, RSA-OAEP-SHA1)",
+        "s3ec v3 (AES-GCM, key-committing, AES/GCM)",
+        "plain ogg",
+        "sidecar (copied verbatim)",
+    ] {
+        assert!(formats.contains(f), "{f} missing from {formats:?}");
+    }
 }
 
 fn tool(name: &str, package: &str) -> Command {
@@ -77,9 +126,9 @@ fn tool(name: &str, package: &str) -> Command {
 }
 
 #[test]
-fn example_media_are_valid_ogg_opus_and_zip_files() {
-    let files = files_under(&example_dir());
-    let dir = example_dir();
+fn decrypted_example_media_are_valid_ogg_opus_and_zip_files() {
+    let dir = decrypted().0.path().to_path_buf();
+    let files = files_under(&dir);
     let opus: Vec<_> = files.keys().filter(|k| k.ends_with(".opus")).collect();
     let zips: Vec<_> = files.keys().filter(|k| k.ends_with(".zip")).collect();
     assert!(opus.len() >= 3 && zips.len() >= 3);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod tools;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;

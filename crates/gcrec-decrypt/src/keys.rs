@@ -175,6 +175,23 @@ fn aes_check_value(key: &[u8; 32]) -> String {
     hex::encode(&digest[..8])
 }
 
+/// `RSA 3072`, `Ed25519`, `ECDH Curve25519`: the algorithm and its size.
+fn pgp_algorithm(params: &pgp::types::PublicParams) -> String {
+    use pgp::types::PublicParams as P;
+    match params {
+        P::RSA(p) => format!("RSA {}", p.key.size() * 8),
+        P::EdDSALegacy(_) | P::Ed25519(_) => "Ed25519".into(),
+        P::ECDH(p) => format!("ECDH {:?}", p.curve()),
+        P::X25519(_) => "X25519".into(),
+        P::X448(_) => "X448".into(),
+        P::Ed448(_) => "Ed448".into(),
+        P::ECDSA(_) => "ECDSA".into(),
+        P::DSA(_) => "DSA".into(),
+        P::Elgamal(_) => "ElGamal".into(),
+        other => format!("{other:?}").chars().take(24).collect(),
+    }
+}
+
 fn pgp_info(key: &SignedSecretKey) -> KeyInfo {
     let mut ids = vec![hex_id(key.primary_key.legacy_key_id().as_ref())];
     ids.extend(
@@ -182,11 +199,11 @@ fn pgp_info(key: &SignedSecretKey) -> KeyInfo {
             .iter()
             .map(|s| hex_id(s.key.legacy_key_id().as_ref())),
     );
-    let mut algorithms = vec![format!("{:?}", key.primary_key.algorithm())];
+    let mut algorithms = vec![pgp_algorithm(key.primary_key.public_params())];
     algorithms.extend(
         key.secret_subkeys
             .iter()
-            .map(|s| format!("{:?}", s.key.algorithm())),
+            .map(|s| pgp_algorithm(s.key.public_params())),
     );
     let protected = key.primary_key.secret_params().is_encrypted()
         || key

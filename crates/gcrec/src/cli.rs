@@ -59,8 +59,8 @@ pub enum Command {
 #[command(next_help_heading = "Keys")]
 pub struct KeyArgs {
     /// A key file: OpenPGP secret key(s), RSA private key (PEM or DER), or a 32-byte AES
-    /// key (raw or base64). Repeat for several keys (rotation). Not needed for
-    /// KMS-wrapped S3 Encryption Client objects.
+    /// key (raw or base64); or a directory, for every key file in it. Repeat for several
+    /// keys (rotation). Not needed for KMS-wrapped S3 Encryption Client objects.
     #[arg(long = "key", value_name = "FILE")]
     pub keys: Vec<PathBuf>,
     /// Read the key passphrase from this environment variable.
