@@ -242,14 +242,8 @@ fn gnupg_messages_decrypt_byte_identically() {
         &[],
     );
     c.assert_identical(&run, &["rsa.opus", "cv.opus", "cv-raw.opus", "rsa-bz.opus"]);
-    let formats: Vec<_> = run
-        .json()
-        .iter()
-        .filter(|v| v["type"] == "file")
-        .map(|v| v["opened_with"].as_str().unwrap().to_owned())
-        .collect();
     assert_eq!(
-        formats,
+        run.strings("file", "opened_with"),
         [
             "C7EC063F09D6F4BE",
             "8C73F646BF269E9E",
@@ -333,14 +327,8 @@ fn reference_s3ec_v2_and_v3_with_rsa_and_aes_wraps_decrypt_byte_identically() {
     ];
     let run = c.decrypt(&inputs, &[]);
     c.assert_identical(&run, &inputs);
-    let formats: Vec<String> = run
-        .json()
-        .iter()
-        .filter(|v| v["type"] == "file")
-        .map(|v| v["format"].as_str().unwrap().to_owned())
-        .collect();
     assert_eq!(
-        formats,
+        run.strings("file", "format"),
         [
             "s3ec v2 (AES-GCM, RSA-OAEP-SHA1)",
             "s3ec v2 (AES-GCM, AES/GCM)",
@@ -635,4 +623,200 @@ fn plain_media_passes_through_untouched() {
     let run = c.decrypt(&["plain.opus"], &[]);
     c.assert_identical(&run, &["plain.opus"]);
     assert_eq!(run.json()[0]["format"], "plain ogg");
+}
+
+// ---------------------------------------------------------------- keys and directories
+
+#[test]
+fn generated_keys_are_private_inspectable_and_work_with_gnupg_and_s3ec() {
+    let c = Case::new();
+    let keydir = c.path("mykeys");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gcrec"));
+    cmd.args(["keys", "generate", "--out"]).arg(&keydir).args([
+        "--rsa-bits",
+        "2048",
+        "--passphrase-env",
+        "GCREC_TEST_PW",
+    ]);
+    cmd.env("GCREC_TEST_PW", "s3cret-pw");
+    let shown = String::from_utf8(run_ok(&mut cmd)).unwrap();
+    assert!(
+        shown.contains("openpgp key, Ed25519 + ECDH") && shown.contains("rsa key, RSA 2048"),
+        "{shown}"
+    );
+    #[cfg(unix)]
+    for name in [
+        "gcrec-pgp.sec.asc",
+        "gcrec-pgp.pub.asc",
+        "gcrec-rsa.pem",
+        "gcrec-rsa.pub.pem",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(keydir.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    // Never overwrites.
+    let again = Command::new(env!("CARGO_BIN_EXE_gcrec"))
+        .args(["keys", "generate", "--out"])
+        .arg(&keydir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+    // Inspect prints IDs and protection, and no secret.
+    let inspect = String::from_utf8(run_ok(
+        Command::new(env!("CARGO_BIN_EXE_gcrec"))
+            .args(["keys", "inspect", "--json"])
+            .arg(keydir.join("gcrec-pgp.sec.asc"))
+            .arg(keydir.join("gcrec-rsa.pem")),
+    ))
+    .unwrap();
+    let infos: Vec<serde_json::Value> = inspect
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(infos[0]["protected"], true);
+    assert_eq!(infos[0]["key_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        infos[1]["algorithm"],
+        "RSA (encrypted PKCS#8: size and fingerprint need the passphrase)"
+    );
+    assert!(!inspect.contains("PRIVATE KEY") && !inspect.contains("s3cret"));
+    // GnuPG encrypts to the new public key; gcrec decrypts with the new secret key.
+    let home = tempfile::tempdir().unwrap();
+    let gpg = tool("gpg", "apt-get install gnupg");
+    run_ok(
+        Command::new(&gpg)
+            .env("GNUPGHOME", home.path())
+            .args(["--batch", "--import"])
+            .arg(keydir.join("gcrec-pgp.pub.asc")),
+    );
+    run_ok(
+        Command::new(&gpg)
+            .env("GNUPGHOME", home.path())
+            .current_dir(c.dir.path())
+            .args([
+                "--batch",
+                "--trust-model",
+                "always",
+                "-r",
+                "gcrec recordings key",
+                "-o",
+                "new.opus.pgp",
+                "-e",
+                "plain.opus",
+            ]),
+    );
+    run_ok(
+        Command::new(venv_bin("python"))
+            .arg(repo_root().join("tests/interop/s3ec_reference.py"))
+            .args(["--version", "v3", "--wrap", "rsa-oaep", "--rsa-public"])
+            .arg(keydir.join("gcrec-rsa.pub.pem"))
+            .arg(c.path("plain.opus"))
+            .arg(c.path("new-s3ec.opus")),
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gcrec"));
+    cmd.arg("decrypt")
+        .arg(c.path("new.opus.pgp"))
+        .arg(c.path("new-s3ec.opus"))
+        .arg("--key")
+        .arg(&keydir)
+        .args(["--passphrase-env", "GCREC_TEST_PW", "--out"])
+        .arg(c.out());
+    cmd.env("GCREC_TEST_PW", "s3cret-pw");
+    run_ok(&mut cmd);
+    for o in ["new.opus", "new-s3ec.opus"] {
+        assert!(std::fs::read(c.out().join(o)).unwrap() == c.plain, "{o}");
+    }
+}
+
+#[test]
+fn one_bad_file_in_a_directory_does_not_stop_the_others() {
+    let c = Case::new();
+    let export = gcrec_testkit::Export::generate(gcrec_testkit::ExportSpec {
+        days: 1,
+        hour_step: 6,
+        ..Default::default()
+    });
+    let src = c.path("export");
+    export.write_to_dir(&src).unwrap();
+    // Encrypt one recording to a key we do not give, and corrupt another's content.
+    let victims: Vec<_> = export
+        .recordings
+        .iter()
+        .filter_map(|r| r.media_key.clone())
+        .take(2)
+        .collect();
+    let home = gnupg_home(&keys());
+    run_ok(
+        Command::new(tool("gpg", "apt-get install gnupg"))
+            .env("GNUPGHOME", home.path())
+            .args([
+                "--batch",
+                "--yes",
+                "--trust-model",
+                "always",
+                "-r",
+                "rsa@example.invalid",
+                "-o",
+            ])
+            .arg(src.join(format!("{}.pgp", victims[0])))
+            .arg("-e")
+            .arg(src.join(&victims[0])),
+    );
+    std::fs::remove_file(src.join(&victims[0])).unwrap();
+    std::fs::write(
+        src.join(&victims[1]),
+        b"\x00garbage that is no known container",
+    )
+    .unwrap();
+    let k = keys().join("pgp-cv25519.sec.asc");
+    let out = Command::new(env!("CARGO_BIN_EXE_gcrec"))
+        .arg("decrypt")
+        .arg(&src)
+        .arg("--key")
+        .arg(&k)
+        .arg("--out")
+        .arg(c.out())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let failed: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{stdout}");
+    for v in &failed {
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains(v["key"].as_str().unwrap()),
+            "the error names the object: {v}"
+        );
+    }
+    // Every other recording and every sidecar is there, byte for byte.
+    for r in &export.recordings {
+        let media = r.media_key.as_ref().map(|k| (k.clone(), r.media_body()));
+        for (key, body) in media.into_iter().filter(|(k, _)| !victims.contains(k)) {
+            assert!(std::fs::read(c.out().join(&key)).unwrap() == body, "{key}");
+        }
+        if let Some(s) = &r.sidecar_key {
+            assert!(c.out().join(s).is_file(), "{s}");
+        }
+    }
+    for v in &victims {
+        assert!(
+            !c.out().join(v).exists(),
+            "{v} should not have been written"
+        );
+    }
+    c.assert_no_temp_files();
 }

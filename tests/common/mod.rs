@@ -37,6 +37,15 @@ impl Run {
             .collect()
     }
 
+    /// One string field of every JSON record of this `type`, in order.
+    pub fn strings(&self, kind: &str, field: &str) -> Vec<String> {
+        self.json()
+            .iter()
+            .filter(|v| v["type"] == kind)
+            .map(|v| v[field].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// The final summary record.
     pub fn summary(&self) -> Value {
         let lines = self.json();

@@ -11,7 +11,7 @@ use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use ghash::GHash;
 use ghash::universal_hash::UniversalHash;
 use subtle::ConstantTimeEq;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Length of the GCM tag S3 Encryption Client objects carry.
 pub const TAG_LEN: usize = 16;
@@ -34,16 +34,93 @@ pub enum GcmError {
     },
 }
 
+/// GHASH over a byte stream of any chunking: AAD first, then ciphertext.
+struct GhashStream {
+    ghash: GHash,
+    aad_len: u64,
+    len: u64,
+    carry: [u8; 16],
+    carry_len: usize,
+}
+
+impl GhashStream {
+    fn new(h: &[u8; 16], aad: &[u8]) -> Self {
+        let mut ghash = GHash::new(h.into());
+        ghash.update_padded(aad);
+        Self {
+            ghash,
+            aad_len: aad.len() as u64,
+            len: 0,
+            carry: [0; 16],
+            carry_len: 0,
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.carry_len > 0 {
+            let take = (16 - self.carry_len).min(data.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&data[..take]);
+            self.carry_len += take;
+            data = &data[take..];
+            if self.carry_len < 16 {
+                return;
+            }
+            self.ghash.update_padded(&self.carry);
+            self.carry_len = 0;
+        }
+        let full = data.len() / 16 * 16;
+        self.ghash.update_padded(&data[..full]);
+        let rest = &data[full..];
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carry_len = rest.len();
+    }
+
+    /// The tag: GHASH of the lengths block too, masked with `E_K(J0)`.
+    fn tag(mut self, mask: &[u8; 16]) -> [u8; 16] {
+        if self.carry_len > 0 {
+            let carry = self.carry;
+            self.ghash.update_padded(&carry[..self.carry_len]);
+        }
+        let mut lengths = [0u8; 16];
+        lengths[..8].copy_from_slice(&(self.aad_len * 8).to_be_bytes());
+        lengths[8..].copy_from_slice(&(self.len * 8).to_be_bytes());
+        self.ghash.update_padded(&lengths);
+        let mut tag: [u8; 16] = self.ghash.finalize().into();
+        for (t, m) in tag.iter_mut().zip(mask) {
+            *t ^= m;
+        }
+        self.carry.zeroize();
+        tag
+    }
+}
+
+/// The keystream (from counter 2), GHASH (keyed with `H = E_K(0)`) and tag mask
+/// (`E_K(J0)`) for a 96-bit IV.
+fn gcm_parts(key: &[u8; 32], iv: &[u8; 12], aad: &[u8]) -> (Ctr, GhashStream, Zeroizing<[u8; 16]>) {
+    let cipher = Aes256::new(key.into());
+    let mut h = [0u8; 16];
+    cipher.encrypt_block((&mut h).into());
+    let mut j0 = [0u8; 16];
+    j0[..12].copy_from_slice(iv);
+    j0[15] = 1;
+    let mut tag_mask = j0;
+    cipher.encrypt_block((&mut tag_mask).into());
+    let mut counter = j0;
+    counter[15] = 2;
+    let ghash = GhashStream::new(&h, aad);
+    h.zeroize();
+    let ctr = Ctr::new(key.into(), (&counter).into());
+    (ctr, ghash, Zeroizing::new(tag_mask))
+}
+
 /// Decrypts `ciphertext ‖ tag` of a known total length, in place.
 pub struct GcmDecryptor {
     ctr: Ctr,
-    ghash: GHash,
-    tag_mask: [u8; 16],
-    aad_len: u64,
+    ghash: GhashStream,
+    tag_mask: Zeroizing<[u8; 16]>,
     ciphertext_len: u64,
     processed: u64,
-    carry: [u8; 16],
-    carry_len: usize,
     tag: [u8; TAG_LEN],
     tag_len: usize,
 }
@@ -72,51 +149,16 @@ impl GcmDecryptor {
                 received: total_len,
             });
         };
-        let cipher = Aes256::new(key.into());
-        let mut h = [0u8; 16];
-        cipher.encrypt_block((&mut h).into());
-        let mut j0 = [0u8; 16];
-        j0[..12].copy_from_slice(iv);
-        j0[15] = 1;
-        let mut tag_mask = j0;
-        cipher.encrypt_block((&mut tag_mask).into());
-        let mut counter = j0;
-        counter[15] = 2;
-        let ctr = Ctr::new(key.into(), (&counter).into());
-        let mut ghash = GHash::new((&h).into());
-        h.zeroize();
-        ghash.update_padded(aad);
+        let (ctr, ghash, tag_mask) = gcm_parts(key, iv, aad);
         Ok(Self {
             ctr,
             ghash,
             tag_mask,
-            aad_len: aad.len() as u64,
             ciphertext_len,
             processed: 0,
-            carry: [0; 16],
-            carry_len: 0,
             tag: [0; TAG_LEN],
             tag_len: 0,
         })
-    }
-
-    fn hash(&mut self, mut data: &[u8]) {
-        if self.carry_len > 0 {
-            let take = (16 - self.carry_len).min(data.len());
-            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&data[..take]);
-            self.carry_len += take;
-            data = &data[take..];
-            if self.carry_len < 16 {
-                return;
-            }
-            self.ghash.update_padded(&self.carry);
-            self.carry_len = 0;
-        }
-        let full = data.len() / 16 * 16;
-        self.ghash.update_padded(&data[..full]);
-        let rest = &data[full..];
-        self.carry[..rest.len()].copy_from_slice(rest);
-        self.carry_len = rest.len();
     }
 
     /// Takes the next bytes of the object. Decrypts the ciphertext among them in place
@@ -126,7 +168,7 @@ impl GcmDecryptor {
         let remaining = self.ciphertext_len - self.processed;
         let n = (buf.len() as u64).min(remaining) as usize;
         let (ciphertext, tag) = buf.split_at_mut(n);
-        self.hash(ciphertext);
+        self.ghash.update(ciphertext);
         self.ctr.apply_keystream(ciphertext);
         self.processed += n as u64;
         let take = tag.len().min(TAG_LEN - self.tag_len);
@@ -136,24 +178,13 @@ impl GcmDecryptor {
     }
 
     /// Checks the tag. Only after this returns `Ok` may the plaintext be released.
-    pub fn finish(mut self) -> Result<(), GcmError> {
+    pub fn finish(self) -> Result<(), GcmError> {
         let received = self.processed + self.tag_len as u64;
         let expected = self.ciphertext_len + TAG_LEN as u64;
         if received != expected {
             return Err(GcmError::Truncated { expected, received });
         }
-        if self.carry_len > 0 {
-            let carry = self.carry;
-            self.ghash.update_padded(&carry[..self.carry_len]);
-        }
-        let mut lengths = [0u8; 16];
-        lengths[..8].copy_from_slice(&(self.aad_len * 8).to_be_bytes());
-        lengths[8..].copy_from_slice(&(self.ciphertext_len * 8).to_be_bytes());
-        self.ghash.update_padded(&lengths);
-        let mut computed: [u8; 16] = self.ghash.clone().finalize().into();
-        for (c, m) in computed.iter_mut().zip(self.tag_mask) {
-            *c ^= m;
-        }
+        let mut computed = self.ghash.tag(&self.tag_mask);
         let ok: bool = computed.ct_eq(&self.tag).into();
         computed.zeroize();
         if ok {
@@ -164,10 +195,40 @@ impl GcmDecryptor {
     }
 }
 
-impl Drop for GcmDecryptor {
-    fn drop(&mut self) {
-        self.tag_mask.zeroize();
-        self.carry.zeroize();
+/// Encrypts a stream in place; the tag comes from [`GcmEncryptor::finish`]. Used to build
+/// test and benchmark inputs of any size; gcrec itself never encrypts recordings.
+pub struct GcmEncryptor {
+    ctr: Ctr,
+    ghash: GhashStream,
+    tag_mask: Zeroizing<[u8; 16]>,
+}
+
+impl std::fmt::Debug for GcmEncryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GcmEncryptor")
+    }
+}
+
+impl GcmEncryptor {
+    /// An encryptor with a 96-bit IV and additional authenticated data `aad`.
+    pub fn new(key: &[u8; 32], iv: &[u8; 12], aad: &[u8]) -> Self {
+        let (ctr, ghash, tag_mask) = gcm_parts(key, iv, aad);
+        Self {
+            ctr,
+            ghash,
+            tag_mask,
+        }
+    }
+
+    /// Encrypts the next plaintext bytes in place.
+    pub fn update(&mut self, buf: &mut [u8]) {
+        self.ctr.apply_keystream(buf);
+        self.ghash.update(buf);
+    }
+
+    /// The tag to append.
+    pub fn finish(self) -> [u8; TAG_LEN] {
+        self.ghash.tag(&self.tag_mask)
     }
 }
 
@@ -239,6 +300,22 @@ mod tests {
             open_in_chunks(&key, &iv, b"x", sealed, 7),
             Err(GcmError::TagMismatch)
         );
+    }
+
+    #[test]
+    fn the_stream_encryptor_matches_aes_gcm() {
+        let key = [4u8; 32];
+        let iv = [2u8; 12];
+        for len in [0usize, 5, 16, 100, 4097] {
+            let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut e = GcmEncryptor::new(&key, &iv, &[0x00, 0x73]);
+            let mut buf = plain.clone();
+            for piece in buf.chunks_mut(7) {
+                e.update(piece);
+            }
+            buf.extend_from_slice(&e.finish());
+            assert_eq!(buf, seal(&key, &iv, &[0x00, 0x73], &plain), "len {len}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! and is released only after the MDC (SEIPDv1) or the final AEAD tag (SEIPDv2) has been
 //! checked at the end of the stream.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
 use pgp::composed::{DecryptionOptions, Esk, InnerRingResult, Message, TheRing};
 use pgp::types::{KeyDetails, Password, Seipdv1ReadMode};
@@ -66,31 +66,8 @@ fn hex_upper(b: &[u8]) -> String {
     hex::encode_upper(b)
 }
 
-/// A writer that tells write errors (ours) from read errors (the message's).
-struct Counting<'a> {
-    out: &'a mut dyn Write,
-    bytes: u64,
-    error: Option<std::io::Error>,
-}
-
-impl Write for Counting<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.out.write(buf) {
-            Ok(n) => {
-                self.bytes += n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                let kind = e.kind();
-                self.error = Some(e);
-                Err(std::io::Error::new(kind, "output"))
-            }
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
+/// Plaintext bytes moved per step.
+const COPY_CHUNK: usize = 256 * 1024;
 
 /// Decrypts an OpenPGP message from `reader` into `out`. The plaintext written is
 /// unauthenticated until this returns `Ok`.
@@ -188,19 +165,22 @@ where
             .decompress()
             .map_err(|e| PgpError::Integrity(e.to_string()))?;
     }
-    let mut sink = Counting {
-        out,
-        bytes: 0,
-        error: None,
-    };
-    if let Err(e) = std::io::copy(&mut message, &mut sink) {
-        return Err(match sink.error.take() {
-            Some(write_error) => PgpError::Write(write_error),
-            None => PgpError::Integrity(e.to_string()),
-        });
+    // Large steps: rPGP hands out as much as it has decrypted, and every step costs a
+    // trip through its reader stack.
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut bytes = 0u64;
+    loop {
+        let n = match message.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(PgpError::Integrity(e.to_string())),
+        };
+        out.write_all(&buf[..n]).map_err(PgpError::Write)?;
+        bytes += n as u64;
     }
     Ok(PgpOutcome {
         key_id: opened,
-        bytes: sink.bytes,
+        bytes,
     })
 }

@@ -5,7 +5,8 @@
 //!   call, screen and digital recordings with real Ogg/Opus and ZIP media; sidecars with
 //!   every schema field; deliberate orphans, malformed sidecars and foreign keys);
 //! - [`conformance`]: the suite every `ObjectSource` implementation must pass;
-//! - [`fixtures`]: conformance fixtures for the local-directory and in-memory sources.
+//! - [`fixtures`]: conformance fixtures for the local-directory and in-memory sources;
+//! - [`s3ec`]: a streaming S3 Encryption Client writer for inputs of any size.
 //!
 //! The `gcrec-testkit` binary writes generated exports to disk for examples and
 //! benchmarks.
@@ -18,5 +19,6 @@ pub mod export;
 pub mod fixtures;
 pub mod media;
 pub mod rng;
+pub mod s3ec;
 
 pub use export::{Export, ExportSpec, GenRecording, Padding, SidecarState};

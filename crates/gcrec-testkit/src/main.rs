@@ -19,6 +19,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Encrypt a file as an S3 Encryption Client object (V2 or V3), streaming, writing
+    /// OUT and OUT.gcrec-object.json. For test and benchmark inputs of any size.
+    EncryptS3ec {
+        /// Envelope version.
+        #[arg(long, value_enum, default_value = "v3")]
+        version: gcrec_testkit::s3ec::Version,
+        /// Wrap the data key with this RSA public key (PEM) ...
+        #[arg(long, conflicts_with = "aes_key")]
+        rsa_public: Option<PathBuf>,
+        /// ... or with this AES-256 key (raw or base64).
+        #[arg(long)]
+        aes_key: Option<PathBuf>,
+        /// Plaintext file.
+        input: PathBuf,
+        /// Ciphertext file.
+        out: PathBuf,
+    },
     /// Rewrite the committed example export (examples/export) from ExportSpec::example().
     Example {
         /// Output directory; its previous contents are replaced.
@@ -69,8 +86,49 @@ enum Command {
     },
 }
 
+fn encrypt_s3ec(
+    version: gcrec_testkit::s3ec::Version,
+    rsa_public: Option<PathBuf>,
+    aes_key: Option<PathBuf>,
+    input: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<()> {
+    use base64::Engine;
+    use gcrec_testkit::s3ec::{Wrap, encrypt};
+    use rsa::pkcs8::DecodePublicKey;
+    let wrap = match (rsa_public, aes_key) {
+        (Some(p), None) => Wrap::RsaOaep(rsa::RsaPublicKey::from_public_key_pem(
+            &std::fs::read_to_string(p)?,
+        )?),
+        (None, Some(p)) => {
+            let raw = std::fs::read(&p)?;
+            let raw = if raw.len() == 32 {
+                raw
+            } else {
+                base64::engine::general_purpose::STANDARD.decode(String::from_utf8(raw)?.trim())?
+            };
+            Wrap::AesGcm(
+                raw.as_slice()
+                    .try_into()
+                    .context("the AES key must be 32 bytes")?,
+            )
+        }
+        _ => anyhow::bail!("give --rsa-public or --aes-key"),
+    };
+    let file = std::fs::File::open(input).with_context(|| input.display().to_string())?;
+    encrypt(std::io::BufReader::new(file), out, version, &wrap)?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let (spec, out) = match Cli::parse().command {
+        Command::EncryptS3ec {
+            version,
+            rsa_public,
+            aes_key,
+            input,
+            out,
+        } => return encrypt_s3ec(version, rsa_public, aes_key, &input, &out),
         Command::Example { out } => {
             if out.exists() {
                 std::fs::remove_dir_all(&out)

@@ -21,7 +21,7 @@ use gcrec_fetch::source::{GetRequest, ObjectSource, SourceError, read_small};
 use tokio::sync::mpsc;
 
 /// Body chunks in flight between the download and the decryptor, per object.
-const CHANNEL_CHUNKS: usize = 8;
+const CHANNEL_CHUNKS: usize = 4;
 /// Instruction files larger than this are not envelopes.
 const MAX_INSTRUCTION: u64 = 64 * 1024;
 

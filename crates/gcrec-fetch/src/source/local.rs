@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::paging::{Resume, WalkItem, page_from_walk};
 use super::{
@@ -22,7 +21,53 @@ use super::{
 use crate::layout::is_safe_key;
 
 /// Bytes per chunk when streaming a local file.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1 << 20;
+/// Chunks read ahead of the consumer, per body.
+const READ_AHEAD: usize = 4;
+
+/// Reads `len` bytes from `start` in chunks into `tx`, until done, an error, or the
+/// receiver goes away. A file that ends early is reported as truncated.
+fn read_chunks(
+    mut file: fs::File,
+    key: &str,
+    start: u64,
+    len: u64,
+    tx: &tokio::sync::mpsc::Sender<Result<bytes::Bytes, SourceError>>,
+) {
+    use std::io::{Read, Seek};
+    if let Err(e) = file.seek(SeekFrom::Start(start)) {
+        let _ = tx.blocking_send(Err(io_error(key)(e)));
+        return;
+    }
+    let mut remaining = len;
+    while remaining > 0 {
+        let want = remaining.min(CHUNK as u64) as usize;
+        let mut buf = BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    let _ = tx.blocking_send(Err(SourceError::Truncated {
+                        key: key.to_owned(),
+                        expected: len,
+                        received: len - remaining + filled as u64,
+                    }));
+                    return;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(io_error(key)(e)));
+                    return;
+                }
+            }
+        }
+        if tx.blocking_send(Ok(buf.freeze())).is_err() {
+            return; // the consumer stopped reading
+        }
+        remaining -= want as u64;
+    }
+}
 
 /// Suffix of the file that holds an object's S3 metadata in a local copy
 /// (`{key}.gcrec-object.json`, written when encrypted copies are kept). Such files are
@@ -223,43 +268,22 @@ impl ObjectSource for LocalSource {
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
         let path = self.path_for(key)?;
         Self::file_meta(key, &path)?;
-        let mut file = tokio::fs::File::open(&path).await.map_err(io_error(key))?;
+        let file = fs::File::open(&path).map_err(io_error(key))?;
         // Describe the file we actually opened, not the path.
-        let meta = file.metadata().await.map_err(io_error(key))?;
+        let meta = file.metadata().map_err(io_error(key))?;
         let info = Self::info(key, &path, &meta, request)?;
         let range = match request.range {
             Some(r) => r.resolve(key, info.size)?,
             None => 0..info.size,
         };
-        file.seek(SeekFrom::Start(range.start))
-            .await
-            .map_err(io_error(key))?;
+        // One blocking reader per body, a few chunks ahead of the consumer: large reads
+        // straight into the chunks handed out, no intermediate buffer.
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         let owned_key = key.to_owned();
-        let expected = range.end - range.start;
-        let stream = futures::stream::try_unfold((file, expected), move |(mut file, remaining)| {
-            let key = owned_key.clone();
-            async move {
-                if remaining == 0 {
-                    return Ok(None);
-                }
-                let want = remaining.min(CHUNK as u64) as usize;
-                let mut buf = BytesMut::with_capacity(want);
-                while buf.len() < want {
-                    let n = (&mut file)
-                        .take((want - buf.len()) as u64)
-                        .read_buf(&mut buf)
-                        .await
-                        .map_err(io_error(&key))?;
-                    if n == 0 {
-                        return Err(SourceError::Truncated {
-                            key,
-                            expected,
-                            received: expected - remaining + buf.len() as u64,
-                        });
-                    }
-                }
-                Ok(Some((buf.freeze(), (file, remaining - want as u64))))
-            }
+        let (start, expected) = (range.start, range.end - range.start);
+        tokio::task::spawn_blocking(move || read_chunks(file, &owned_key, start, expected, &tx));
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
         });
         Ok(ObjectBody {
             info,
