@@ -73,7 +73,8 @@ impl Case {
             }
             cmd.arg("--passphrase-file").arg(k.join("passphrase.txt"));
         }
-        cmd.args(["--json"]);
+        // No terminal: a passphrase prompt must never wait for a developer's keyboard.
+        cmd.args(["--json"]).stdin(std::process::Stdio::null());
         if let Some(m) = moto {
             m.env(&mut cmd);
         } else {
@@ -819,4 +820,45 @@ fn one_bad_file_in_a_directory_does_not_stop_the_others() {
         );
     }
     c.assert_no_temp_files();
+}
+
+#[test]
+fn a_protected_key_asks_for_its_passphrase_on_a_terminal() {
+    let c = Case::new();
+    c.gpg(&[
+        "-r",
+        "rsa@example.invalid",
+        "-o",
+        "r.opus.pgp",
+        "-e",
+        "plain.opus",
+    ]);
+    let gcrec_cmd = format!(
+        "'{}' decrypt '{}' --key '{}' --out '{}'",
+        env!("CARGO_BIN_EXE_gcrec"),
+        c.path("r.opus.pgp").display(),
+        keys().join("pgp-rsa3072.sec.asc").display(),
+        c.out().display()
+    );
+    // `script` gives gcrec a real terminal; the passphrase is typed into it.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("(sleep 1; printf 'gcrec-example-passphrase\\r') | script -qec \"{gcrec_cmd}\" /dev/null"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("Passphrase for C3C7E3A12ACA3BC8"), "{shown}");
+    assert!(std::fs::read(c.out().join("r.opus")).unwrap() == c.plain);
+    // Without a terminal there is no prompt: a clear usage error instead.
+    let run = c.decrypt(
+        &["r.opus.pgp"],
+        &[
+            "--no-example-keys",
+            "--key",
+            keys().join("pgp-rsa3072.sec.asc").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("is passphrase-protected; give the passphrase with --passphrase-env VAR or --passphrase-file FILE"), "{}", run.stderr);
 }

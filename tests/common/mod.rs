@@ -65,6 +65,7 @@ where
         .args(args)
         .env_remove("GCREC_LOG")
         .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("run gcrec");
     Run {
