@@ -455,7 +455,8 @@ fn usage_errors_exit_2_with_a_reason() {
             "--from must be before --to",
         ),
         (vec!["ls", "/no/such/export"], "/no/such/export"),
-        (vec!["ls", "s3://bucket/org"], "not supported"),
+        (vec!["ls", "s3:///org"], "no bucket name"),
+        (vec!["ls", "s3://bucket/org"], "no AWS region"),
         (
             vec![
                 "ls",
@@ -549,4 +550,89 @@ fn a_closed_pipe_ends_the_listing_quietly() {
         !stderr.contains("panicked") && !stderr.contains("error"),
         "{stderr}"
     );
+}
+
+#[test]
+fn ls_over_s3_lists_exactly_what_the_local_copy_lists() {
+    let (dir, export) = export();
+    let moto = common::tools::Moto::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(gcrec_testkit::servers::upload(
+        &moto.s3_client(),
+        "exports",
+        export.objects(),
+    ));
+    let org = &export.orgs[0];
+    for (local_source, s3_source, extra) in [
+        (
+            dir.path().display().to_string(),
+            "s3://exports".to_owned(),
+            vec![
+                "--from",
+                "2024-03-01T05:00:00Z",
+                "--to",
+                "2024-03-01T09:30Z",
+            ],
+        ),
+        (
+            dir.path().join(org).display().to_string(),
+            format!("s3://exports/{org}"),
+            vec![],
+        ),
+        (
+            dir.path().display().to_string(),
+            "s3://exports".to_owned(),
+            vec!["--media-type", "call", "--include-unchecked"],
+        ),
+    ] {
+        let local = gcrec([&["ls", "--json", local_source.as_str()][..], &extra].concat());
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gcrec"));
+        cmd.args(["ls", "--json", s3_source.as_str()])
+            .args(&extra)
+            .stdin(std::process::Stdio::null());
+        moto.env(&mut cmd);
+        let out = cmd.output().unwrap();
+        let s3 = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        };
+        assert_eq!(s3.code, 0, "{s3_source}: {}", s3.stderr);
+        assert!(!local.ids("recording").is_empty());
+        assert_eq!(
+            s3.ids("recording"),
+            local.ids("recording"),
+            "{s3_source} {extra:?}"
+        );
+        assert_eq!(
+            s3.ids("unchecked"),
+            local.ids("unchecked"),
+            "{s3_source} {extra:?}"
+        );
+        let (a, b) = (s3.summary(), local.summary());
+        for field in [
+            "recordings",
+            "orphans_no_sidecar",
+            "orphans_no_media",
+            "invalid_sidecars",
+            "unchecked",
+            "skipped",
+        ] {
+            assert_eq!(a[field], b[field], "{field} for {s3_source} {extra:?}");
+        }
+        // Pruning costs the same list calls against S3 as against the directory.
+        assert_eq!(
+            a["requests"]["list"], b["requests"]["list"],
+            "{s3_source} {extra:?}"
+        );
+        // And the sidecars parsed from S3 are the same documents.
+        let docs = |r: &Run| {
+            r.json()
+                .into_iter()
+                .filter(|v| v["type"] == "recording")
+                .map(|v| v["metadata"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(docs(&s3), docs(&local));
+    }
 }

@@ -61,18 +61,35 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = Command::new(env!("CARGO_BIN_EXE_gcrec"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gcrec"));
+    cmd.args(args)
         .env_remove("GCREC_LOG")
         .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run gcrec");
+        .stdin(std::process::Stdio::null());
+    no_aws(&mut cmd);
+    let out = cmd.output().expect("run gcrec");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
         stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
     }
+}
+
+/// Keeps a command away from real AWS: no instance metadata (169.254.169.254), no
+/// profiles, and every endpoint on a closed loopback port. Tests that want a server
+/// (moto) override these.
+pub fn no_aws(cmd: &mut Command) {
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI");
 }
 
 /// Generates an export into a fresh temporary directory.

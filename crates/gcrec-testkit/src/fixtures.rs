@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use gcrec_fetch::source::{LocalSource, MemorySource, ObjectSource};
+use gcrec_fetch::source::{LocalSource, MemorySource, ObjectSource, S3Options, S3Source};
 
 use crate::conformance::Fixture;
 
@@ -61,5 +61,61 @@ impl Fixture for MemoryFixture {
 
     fn source(&self) -> Arc<dyn ObjectSource> {
         self.0.clone()
+    }
+}
+
+/// A fresh bucket on a moto server of its own.
+#[derive(Debug)]
+pub struct S3Fixture {
+    /// The server (stopped with the fixture).
+    pub moto: crate::servers::Moto,
+    /// A raw client, for putting objects.
+    pub client: aws_sdk_s3::Client,
+    /// The bucket.
+    pub bucket: String,
+    source: Arc<S3Source>,
+}
+
+impl S3Fixture {
+    /// Starts moto and creates an empty bucket.
+    pub async fn new() -> Self {
+        let moto = crate::servers::Moto::start();
+        let client = moto.s3_client();
+        let bucket = "conformance".to_owned();
+        client
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket");
+        let options = S3Options {
+            force_path_style: true,
+            ..S3Options::default()
+        };
+        let source = Arc::new(S3Source::new(&moto.sdk_config(), &bucket, options));
+        Self {
+            moto,
+            client,
+            bucket,
+            source,
+        }
+    }
+}
+
+#[async_trait]
+impl Fixture for S3Fixture {
+    async fn put(&self, key: &str, body: &[u8]) {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    fn source(&self) -> Arc<dyn ObjectSource> {
+        self.source.clone()
     }
 }

@@ -5,7 +5,9 @@
 //!   call, screen and digital recordings with real Ogg/Opus and ZIP media; sidecars with
 //!   every schema field; deliberate orphans, malformed sidecars and foreign keys);
 //! - [`conformance`]: the suite every `ObjectSource` implementation must pass;
-//! - [`fixtures`]: conformance fixtures for the local-directory and in-memory sources;
+//! - [`fixtures`]: conformance fixtures for the local-directory, in-memory and S3 (moto)
+//!   sources;
+//! - [`servers`]: moto on a free loopback port;
 //! - [`s3ec`]: a streaming S3 Encryption Client writer for inputs of any size.
 //!
 //! The `gcrec-testkit` binary writes generated exports to disk for examples and
@@ -20,5 +22,6 @@ pub mod fixtures;
 pub mod media;
 pub mod rng;
 pub mod s3ec;
+pub mod servers;
 
 pub use export::{Export, ExportSpec, GenRecording, Padding, SidecarState};

@@ -1,5 +1,5 @@
-//! The ObjectSource conformance suite, run against the sources that need no server.
-//! (The S3 source runs the same suite against moto and s3s-fs in its own tests.)
+//! The ObjectSource conformance suite, run against every source: the local directory,
+//! the in-memory double, and S3 (aws-sdk-s3 against moto on a free loopback port).
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -9,4 +9,8 @@ mod local {
 
 mod memory {
     gcrec_testkit::conformance_tests!(gcrec_testkit::fixtures::MemoryFixture::default());
+}
+
+mod s3_moto {
+    gcrec_testkit::conformance_tests!(gcrec_testkit::fixtures::S3Fixture::new().await);
 }

@@ -20,6 +20,81 @@ pub struct AwsArgs {
     /// Named profile from the AWS config and credentials files.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// S3 endpoint, for S3-compatible stores (default: AWS, or AWS_ENDPOINT_URL[_S3]).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Path-style bucket addressing (automatic for an IP or localhost endpoint).
+    #[arg(long)]
+    pub path_style: bool,
+    /// SSE-C: the customer-provided key (32 raw bytes, or base64) sent with every read.
+    #[arg(long, value_name = "FILE")]
+    pub sse_c_key_file: Option<std::path::PathBuf>,
+}
+
+/// Whether an endpoint needs path-style addressing (no DNS for `bucket.host`).
+fn wants_path_style(endpoint: &str) -> bool {
+    let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
+    let host = host.split(['/', ':']).next().unwrap_or_default();
+    host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok() || host.starts_with('[')
+}
+
+/// Opens a SOURCE argument: `s3://bucket[/prefix]` through the AWS configuration, or a
+/// local directory.
+pub async fn open_source(
+    location: &str,
+    args: &AwsArgs,
+) -> anyhow::Result<gcrec_fetch::source::OpenedSource> {
+    use gcrec_fetch::source::{S3Options, S3Source, SseCustomerKey};
+    if !location.starts_with("s3://") {
+        return Ok(gcrec_fetch::source::open_source(location)?);
+    }
+    // A malformed URL is reported before any AWS configuration is loaded.
+    gcrec_fetch::source::parse_s3_url(location)?;
+    let config = sdk_config(args).await;
+    if config.region().is_none() {
+        return Err(crate::exit::UsageError(
+            "no AWS region configured: pass --region, or set AWS_REGION or a region in your AWS profile".into(),
+        )
+        .into());
+    }
+    let endpoint = args
+        .endpoint_url
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+        .or_else(|| config.endpoint_url().map(str::to_owned));
+    let sse_customer_key = match &args.sse_c_key_file {
+        Some(path) => Some(SseCustomerKey::new(&read_sse_c_key(path)?)),
+        None => None,
+    };
+    let options = S3Options {
+        force_path_style: args.path_style || endpoint.as_deref().is_some_and(wants_path_style),
+        endpoint_url: args.endpoint_url.clone(),
+        sse_customer_key,
+    };
+    Ok(S3Source::open(&config, location, options)?)
+}
+
+/// Reads an SSE-C key file: 32 raw bytes or their base64.
+fn read_sse_c_key(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    use base64::Engine;
+    let bad =
+        |why: &str| crate::exit::UsageError(format!("--sse-c-key-file {}: {why}", path.display()));
+    let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| bad(&e.to_string()))?);
+    let bytes = if raw.len() == 32 {
+        zeroize::Zeroizing::new(raw.to_vec())
+    } else {
+        let text = std::str::from_utf8(&raw).map_err(|_| bad("neither 32 raw bytes nor base64"))?;
+        zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| bad("neither 32 raw bytes nor base64"))?,
+        )
+    };
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad("an SSE-C key is 32 bytes (AES-256)"))?;
+    Ok(key)
 }
 
 /// Loads the SDK configuration.

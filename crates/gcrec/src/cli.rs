@@ -132,8 +132,8 @@ pub enum KeysCommand {
 /// `gcrec ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// Where the export is: a local directory laid out like the bucket (the bucket root,
-    /// an organization folder, or any partition folder below it).
+    /// Where the export is: `s3://BUCKET[/PREFIX]`, or a local directory laid out like the
+    /// bucket (the bucket root, an organization folder, or any partition folder below it).
     #[arg(value_name = "SOURCE")]
     pub source: String,
     /// JSON Lines on stdout: one object per recording and skipped key, then a summary.
@@ -151,6 +151,8 @@ pub struct LsArgs {
     pub max_sidecar_bytes: u64,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }
 
 /// Which recordings a command acts on. Several values of one filter: any of them

@@ -12,6 +12,7 @@ mod local;
 mod memory;
 mod open;
 mod paging;
+mod s3;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +30,7 @@ pub use counting::{CallCounts, CountingSource};
 pub use local::{LocalSource, OBJECT_METADATA_SUFFIX, SavedObjectMetadata};
 pub use memory::{MemoryObject, MemorySource};
 pub use open::{OpenedSource, open_source};
+pub use s3::{S3Options, S3Source, SseCustomerKey, parse_s3_url};
 
 /// The largest page a [`ListRequest`] may ask for (the S3 limit).
 pub const MAX_LIST_KEYS: usize = 1000;
@@ -348,6 +350,14 @@ pub enum SourceError {
         /// Why, and what to do.
         reason: String,
     },
+    /// The remote store failed in a way not covered above (network, throttling, 5xx).
+    #[error("{key}: {message}")]
+    Remote {
+        /// The key (or bucket) being read.
+        key: String,
+        /// What the store said.
+        message: String,
+    },
     /// A local I/O error.
     #[error("{key}: {source}")]
     Io {
@@ -370,6 +380,7 @@ impl SourceError {
             | SourceError::UnsafeKey { key }
             | SourceError::Truncated { key, .. }
             | SourceError::TooLarge { key, .. }
+            | SourceError::Remote { key, .. }
             | SourceError::Io { key, .. } => Some(key),
             SourceError::Unsupported { .. } | SourceError::Open { .. } => None,
         }

@@ -21,22 +21,14 @@ fn is_partition_segment(name: &str) -> bool {
         .any(|p| name.starts_with(p))
 }
 
-/// Opens a SOURCE argument: a local directory laid out like the bucket.
+/// Opens a local SOURCE argument: a directory laid out like the bucket. (`s3://` URLs
+/// are opened with [`super::S3Source::open`].)
 ///
 /// The directory may be the bucket root, an organization folder (one whose children are
 /// `year=` folders) or any partition folder below one; the source is then rooted above
 /// the organization, so keys keep their full layout, and the base prefix selects the part
 /// that was named.
 pub fn open_source(location: &str) -> Result<OpenedSource, SourceError> {
-    if let Some(rest) = location.strip_prefix("s3://") {
-        return Err(SourceError::Open {
-            location: location.to_owned(),
-            reason: format!(
-                "S3 sources are not supported by this build yet (bucket {:?}); download the export with `aws s3 sync` and point gcrec at the directory",
-                rest.split('/').next().unwrap_or_default()
-            ),
-        });
-    }
     let open_error = |reason: String| SourceError::Open {
         location: location.to_owned(),
         reason,
@@ -103,10 +95,8 @@ mod tests {
     }
 
     #[test]
-    fn missing_paths_and_s3_urls_are_clear_errors() {
+    fn missing_paths_are_clear_errors() {
         let e = open_source("/definitely/not/here").unwrap_err();
         assert!(e.to_string().contains("/definitely/not/here"), "{e}");
-        let e = open_source("s3://bucket/org").unwrap_err();
-        assert!(e.to_string().contains("not supported"), "{e}");
     }
 }

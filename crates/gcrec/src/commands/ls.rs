@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use futures::TryStreamExt;
 use gcrec_fetch::catalog::{CatalogEvent, ScanOptions, ScanSummary, scan};
-use gcrec_fetch::source::{CountingSource, ObjectSource, open_source};
+use gcrec_fetch::source::{CountingSource, ObjectSource};
 
 use crate::cli::{GlobalArgs, LsArgs};
 use crate::exit::Outcome;
@@ -17,7 +17,7 @@ const DETAIL_LIMIT: usize = 20;
 
 pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
     let filter = filters::build(&args.filter)?;
-    let opened = open_source(&args.source)?;
+    let opened = crate::aws::open_source(&args.source, &args.aws).await?;
     let counting = Arc::new(CountingSource::new(opened.source));
     let options = ScanOptions {
         base_prefix: opened.base_prefix,

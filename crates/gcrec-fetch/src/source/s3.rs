@@ -1,0 +1,425 @@
+//! An S3 bucket (or any S3-compatible store) through `aws-sdk-s3`.
+//!
+//! Standard AWS configuration comes in as an `SdkConfig` (profiles, environment, SSO,
+//! assume-role, `AWS_ENDPOINT_URL[_S3]`); the options here add what is specific to this
+//! source: an S3 endpoint override, path-style addressing for S3-compatible stores, and
+//! an SSE-C key sent with every HEAD and GET. S3's failures become [`SourceError`]s that
+//! name the object and, for KMS and SSE-C problems, the key and what is missing.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use md5::{Digest, Md5};
+
+use super::{
+    GetRequest, ListPage, ListRequest, ObjectBody, ObjectInfo, ObjectSource, ObjectSummary,
+    OpenedSource, ServerSideEncryption, SourceError, SseMode,
+};
+
+/// A customer-provided key (SSE-C), ready to send.
+#[derive(Clone)]
+pub struct SseCustomerKey {
+    key_b64: zeroize::Zeroizing<String>,
+    md5_b64: String,
+}
+
+impl std::fmt::Debug for SseCustomerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SseCustomerKey(md5 {})", self.md5_b64)
+    }
+}
+
+impl SseCustomerKey {
+    /// From the 32 raw key bytes.
+    pub fn new(key: &[u8; 32]) -> Self {
+        let engine = base64::engine::general_purpose::STANDARD;
+        Self {
+            key_b64: zeroize::Zeroizing::new(engine.encode(key)),
+            md5_b64: engine.encode(Md5::digest(key)),
+        }
+    }
+
+    /// The key's MD5, base64: how S3 identifies it in errors and responses.
+    pub fn md5(&self) -> &str {
+        &self.md5_b64
+    }
+}
+
+/// Options for an S3 source.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// An S3 endpoint (S3-compatible stores, local test servers).
+    pub endpoint_url: Option<String>,
+    /// Address buckets as `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    pub force_path_style: bool,
+    /// Send this SSE-C key with every HEAD and GET.
+    pub sse_customer_key: Option<SseCustomerKey>,
+}
+
+/// Objects in one bucket.
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    sse_c: Option<SseCustomerKey>,
+}
+
+/// Splits `s3://bucket/prefix` into the bucket and the prefix (normalized to end in `/`
+/// unless empty).
+pub fn parse_s3_url(url: &str) -> Result<(String, String), SourceError> {
+    let open_error = |reason: &str| SourceError::Open {
+        location: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| open_error("not an s3:// URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(open_error("no bucket name: use s3://BUCKET[/PREFIX]"));
+    }
+    let prefix = prefix.trim_start_matches('/');
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    };
+    Ok((bucket.to_owned(), prefix))
+}
+
+fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn sse_of(mode: Option<&str>, kms_key: Option<&str>, sse_c: Option<&str>) -> ServerSideEncryption {
+    let mode = match (mode, sse_c) {
+        (_, Some(_)) => SseMode::CustomerKey,
+        (Some(m), None) => SseMode::from_header(m),
+        (None, None) => SseMode::None,
+    };
+    ServerSideEncryption {
+        mode,
+        kms_key_id: kms_key.map(str::to_owned),
+    }
+}
+
+impl S3Source {
+    /// A source over `bucket` with the given AWS configuration.
+    pub fn new(
+        config: &aws_types::SdkConfig,
+        bucket: impl Into<String>,
+        options: S3Options,
+    ) -> Self {
+        let mut builder =
+            aws_sdk_s3::config::Builder::from(config).force_path_style(options.force_path_style);
+        if let Some(url) = &options.endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            bucket: bucket.into(),
+            sse_c: options.sse_customer_key,
+        }
+    }
+
+    /// Opens `s3://bucket[/prefix]`.
+    pub fn open(
+        config: &aws_types::SdkConfig,
+        url: &str,
+        options: S3Options,
+    ) -> Result<OpenedSource, SourceError> {
+        let (bucket, base_prefix) = parse_s3_url(url)?;
+        Ok(OpenedSource {
+            source: std::sync::Arc::new(S3Source::new(config, bucket, options)),
+            base_prefix,
+        })
+    }
+
+    /// Turns an SDK failure into a [`SourceError`] that names the object and what to do.
+    fn error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        key: &str,
+        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> SourceError {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().unwrap_or_default().to_owned();
+        let message = err.message().unwrap_or_default().to_owned();
+        let key = key.to_owned();
+        let what = if key.is_empty() {
+            format!("bucket {}", self.bucket)
+        } else {
+            key.clone()
+        };
+        match (status, code.as_str()) {
+            (Some(404), "NoSuchBucket") => SourceError::Open {
+                location: format!("s3://{}", self.bucket),
+                reason: "no such bucket (check the name and the region)".into(),
+            },
+            (Some(404), _) | (_, "NoSuchKey" | "NoSuchVersion") => SourceError::NotFound { key },
+            (Some(412), _) => SourceError::Changed {
+                key,
+                expected: "the version first read".into(),
+            },
+            (Some(403), _) => {
+                let kms = message.contains("KMS") || code.starts_with("KMS");
+                SourceError::AccessDenied {
+                    key: what,
+                    message: if kms {
+                        format!(
+                            "{code}: {message} — the caller needs kms:Decrypt on the object's KMS key"
+                        )
+                    } else {
+                        format!(
+                            "{code}: {message} — the caller needs s3:GetObject / s3:ListBucket on s3://{}",
+                            self.bucket
+                        )
+                    },
+                }
+            }
+            (Some(400), c) if c.starts_with("KMS.") => SourceError::AccessDenied {
+                key: what,
+                message: format!(
+                    "{code}: {message} — the object's KMS key is disabled, missing or not usable"
+                ),
+            },
+            (Some(400), _) if message.to_ascii_lowercase().contains("customer") => {
+                SourceError::AccessDenied {
+                    key: what,
+                    message: format!(
+                        "{code}: {message} — the object is encrypted with SSE-C: give its key with --sse-c-key-file{}",
+                        if self.sse_c.is_some() {
+                            " (the key given does not match)"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
+            }
+            _ => SourceError::Remote {
+                key: what,
+                message: if code.is_empty() {
+                    format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err))
+                } else {
+                    format!("{code} (HTTP {}): {message}", status.unwrap_or_default())
+                },
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectSource for S3Source {
+    fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    async fn list(&self, request: &ListRequest) -> Result<ListPage, SourceError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&request.prefix)
+            .set_delimiter(request.delimiter().map(str::to_owned))
+            .set_continuation_token(request.continuation.clone())
+            .max_keys(request.page_size() as i32)
+            .send()
+            .await
+            .map_err(|e| self.error(&request.prefix, e))?;
+        Ok(ListPage {
+            objects: out
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(ObjectSummary {
+                        key: o.key()?.to_owned(),
+                        size: o.size().unwrap_or_default().max(0) as u64,
+                        etag: o.e_tag().map(str::to_owned),
+                        last_modified: o.last_modified().and_then(to_chrono),
+                    })
+                })
+                .collect(),
+            common_prefixes: out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned))
+                .collect(),
+            next: out
+                .next_continuation_token()
+                .filter(|_| out.is_truncated() == Some(true))
+                .map(str::to_owned),
+        })
+    }
+
+    async fn head(&self, key: &str, request: &GetRequest) -> Result<ObjectInfo, SourceError> {
+        let mut call = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(request.version_id.clone())
+            .set_if_match(request.if_match.clone());
+        if let Some(k) = &self.sse_c {
+            call = call
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(k.key_b64.as_str())
+                .sse_customer_key_md5(&k.md5_b64);
+        }
+        let out = call.send().await.map_err(|e| self.error(key, e))?;
+        Ok(ObjectInfo {
+            key: key.to_owned(),
+            size: out.content_length().unwrap_or_default().max(0) as u64,
+            etag: out.e_tag().map(str::to_owned),
+            last_modified: out.last_modified().and_then(to_chrono),
+            version_id: out.version_id().map(str::to_owned),
+            user_metadata: out
+                .metadata()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect::<BTreeMap<_, _>>(),
+            sse: sse_of(
+                out.server_side_encryption().map(|s| s.as_str()),
+                out.ssekms_key_id(),
+                out.sse_customer_algorithm(),
+            ),
+            content_type: out.content_type().map(str::to_owned),
+        })
+    }
+
+    async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
+        let mut call = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_version_id(request.version_id.clone())
+            .set_if_match(request.if_match.clone());
+        if let Some(r) = request.range {
+            call = call.range(match r.end {
+                Some(end) if end > r.start => format!("bytes={}-{}", r.start, end - 1),
+                Some(_) => {
+                    return Err(SourceError::InvalidRange {
+                        key: key.to_owned(),
+                        range: r,
+                        size: 0,
+                    });
+                }
+                None => format!("bytes={}-", r.start),
+            });
+        }
+        if let Some(k) = &self.sse_c {
+            call = call
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(k.key_b64.as_str())
+                .sse_customer_key_md5(&k.md5_b64);
+        }
+        let out = match call.send().await {
+            Ok(out) => out,
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => {
+                let size = self
+                    .head(
+                        key,
+                        &GetRequest {
+                            range: None,
+                            ..request.clone()
+                        },
+                    )
+                    .await
+                    .map(|i| i.size)
+                    .unwrap_or_default();
+                return Err(SourceError::InvalidRange {
+                    key: key.to_owned(),
+                    range: request.range.unwrap_or(super::ByteRange::from(0)),
+                    size,
+                });
+            }
+            Err(e) => return Err(self.error(key, e)),
+        };
+        let length = out.content_length().unwrap_or_default().max(0) as u64;
+        // `Content-Range: bytes START-END/SIZE` on ranged reads.
+        let (start, size) = match out.content_range().and_then(|r| r.strip_prefix("bytes ")) {
+            Some(r) => {
+                let (span, total) = r.split_once('/').unwrap_or((r, ""));
+                let start = span
+                    .split('-')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                (start, total.parse().unwrap_or(start + length))
+            }
+            None => (0, length),
+        };
+        let info = ObjectInfo {
+            key: key.to_owned(),
+            size,
+            etag: out.e_tag().map(str::to_owned),
+            last_modified: out.last_modified().and_then(to_chrono),
+            version_id: out.version_id().map(str::to_owned),
+            user_metadata: out
+                .metadata()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+            sse: sse_of(
+                out.server_side_encryption().map(|s| s.as_str()),
+                out.ssekms_key_id(),
+                out.sse_customer_algorithm(),
+            ),
+            content_type: out.content_type().map(str::to_owned),
+        };
+        let owned_key = key.to_owned();
+        let stream =
+            futures::stream::try_unfold((out.body, owned_key), |(mut body, key)| async move {
+                match body.try_next().await {
+                    Ok(Some(chunk)) => Ok(Some((chunk, (body, key)))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(SourceError::Remote {
+                        key,
+                        message: format!("the body broke off: {e}"),
+                    }),
+                }
+            });
+        Ok(ObjectBody {
+            info,
+            range: start..start + length,
+            stream: Box::pin(stream),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(parse_s3_url("s3://b").unwrap(), ("b".into(), "".into()));
+        assert_eq!(parse_s3_url("s3://b/").unwrap(), ("b".into(), "".into()));
+        assert_eq!(
+            parse_s3_url("s3://b/org").unwrap(),
+            ("b".into(), "org/".into())
+        );
+        assert_eq!(
+            parse_s3_url("s3://b/a/b/").unwrap(),
+            ("b".into(), "a/b/".into())
+        );
+        assert!(parse_s3_url("s3:///x").is_err());
+        assert!(parse_s3_url("http://b").is_err());
+    }
+
+    #[test]
+    fn sse_c_key_md5_is_of_the_raw_key() {
+        let k = SseCustomerKey::new(&[0u8; 32]);
+        assert_eq!(k.md5(), "cLyPS3KoaSFGi/joRB3OUQ==");
+        assert!(
+            !format!("{k:?}").contains("AAAA"),
+            "the key itself is never shown"
+        );
+    }
+}
