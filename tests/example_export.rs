@@ -113,16 +113,10 @@ fn the_example_mixes_every_container() {
 }
 
 fn tool(name: &str, package: &str) -> Command {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "`{name}` is missing: install the Debian package `{package}` (scripts/test does)"
-    );
-    Command::new(name)
+    Command::new(common::tools::tool(
+        name,
+        &format!("apt-get install {package}"),
+    ))
 }
 
 #[test]

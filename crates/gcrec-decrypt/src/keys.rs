@@ -337,29 +337,49 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, KeyError> {
     {
         return Ok(Parsed::Rsa(Box::new(key)));
     }
-    if data.len() == 32 {
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(data);
-        return Ok(Parsed::Aes(key));
-    }
-    if let Some(t) = text
-        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(t)
-    {
-        let bytes = Zeroizing::new(bytes);
-        if bytes.len() == 32 {
-            let mut key = Zeroizing::new([0u8; 32]);
-            key.copy_from_slice(&bytes);
-            return Ok(Parsed::Aes(key));
-        }
-        return Err(unrecognized(&format!(
-            "base64 text of {} bytes, not a 32-byte AES key",
-            bytes.len()
-        )));
+    match aes_key_from_bytes(data) {
+        Ok(key) => return Ok(Parsed::Aes(key)),
+        Err(Some(reason)) => return Err(unrecognized(&reason)),
+        Err(None) => {}
     }
     Err(unrecognized(&format!(
         "{} bytes of unknown format",
         data.len()
     )))
+}
+
+/// A 32-byte AES key from a file's bytes: raw, or base64 text. `Err(None)` when the
+/// bytes are neither; `Err(Some(reason))` when they are base64 of the wrong length.
+fn aes_key_from_bytes(data: &[u8]) -> Result<Zeroizing<[u8; 32]>, Option<String>> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    if data.len() == 32 {
+        key.copy_from_slice(data);
+        return Ok(key);
+    }
+    let text = std::str::from_utf8(data).map_err(|_| None)?.trim();
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| None)?,
+    );
+    if bytes.len() != 32 {
+        return Err(Some(format!(
+            "base64 text of {} bytes, not a 32-byte AES key",
+            bytes.len()
+        )));
+    }
+    key.copy_from_slice(&bytes);
+    Ok(key)
+}
+
+/// Reads a file holding one AES-256 key (32 raw bytes, or their base64): an S3EC
+/// wrapping key or an SSE-C key.
+pub fn read_aes_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let data = read_key_file(path)?;
+    aes_key_from_bytes(&data).map_err(|reason| KeyError::Unrecognized {
+        path: path.to_owned(),
+        reason: reason.unwrap_or_else(|| "not 32 raw bytes or their base64".into()),
+    })
 }
 
 /// Describes a key file without unlocking anything.

@@ -93,26 +93,13 @@ fn encrypt_s3ec(
     input: &std::path::Path,
     out: &std::path::Path,
 ) -> Result<()> {
-    use base64::Engine;
     use gcrec_testkit::s3ec::{Wrap, encrypt};
     use rsa::pkcs8::DecodePublicKey;
     let wrap = match (rsa_public, aes_key) {
         (Some(p), None) => Wrap::RsaOaep(rsa::RsaPublicKey::from_public_key_pem(
             &std::fs::read_to_string(p)?,
         )?),
-        (None, Some(p)) => {
-            let raw = std::fs::read(&p)?;
-            let raw = if raw.len() == 32 {
-                raw
-            } else {
-                base64::engine::general_purpose::STANDARD.decode(String::from_utf8(raw)?.trim())?
-            };
-            Wrap::AesGcm(
-                raw.as_slice()
-                    .try_into()
-                    .context("the AES key must be 32 bytes")?,
-            )
-        }
+        (None, Some(p)) => Wrap::AesGcm(*gcrec_decrypt::keys::read_aes_key(&p)?),
         _ => anyhow::bail!("give --rsa-public or --aes-key"),
     };
     let file = std::fs::File::open(input).with_context(|| input.display().to_string())?;

@@ -63,7 +63,11 @@ pub async fn open_source(
         .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
         .or_else(|| config.endpoint_url().map(str::to_owned));
     let sse_customer_key = match &args.sse_c_key_file {
-        Some(path) => Some(SseCustomerKey::new(&read_sse_c_key(path)?)),
+        Some(path) => {
+            let key = gcrec_decrypt::keys::read_aes_key(path)
+                .map_err(|e| crate::exit::UsageError(format!("--sse-c-key-file: {e}")))?;
+            Some(SseCustomerKey::new(&key))
+        }
         None => None,
     };
     let options = S3Options {
@@ -72,29 +76,6 @@ pub async fn open_source(
         sse_customer_key,
     };
     Ok(S3Source::open(&config, location, options)?)
-}
-
-/// Reads an SSE-C key file: 32 raw bytes or their base64.
-fn read_sse_c_key(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
-    use base64::Engine;
-    let bad =
-        |why: &str| crate::exit::UsageError(format!("--sse-c-key-file {}: {why}", path.display()));
-    let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| bad(&e.to_string()))?);
-    let bytes = if raw.len() == 32 {
-        zeroize::Zeroizing::new(raw.to_vec())
-    } else {
-        let text = std::str::from_utf8(&raw).map_err(|_| bad("neither 32 raw bytes nor base64"))?;
-        zeroize::Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|_| bad("neither 32 raw bytes nor base64"))?,
-        )
-    };
-    let key: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| bad("an SSE-C key is 32 bytes (AES-256)"))?;
-    Ok(key)
 }
 
 /// Loads the SDK configuration.
