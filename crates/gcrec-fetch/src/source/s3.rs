@@ -94,6 +94,16 @@ fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
+/// User metadata with lower-case keys (S3 returns them as stored).
+fn user_metadata(
+    m: Option<&std::collections::HashMap<String, String>>,
+) -> BTreeMap<String, String> {
+    m.into_iter()
+        .flatten()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect()
+}
+
 fn sse_of(mode: Option<&str>, kms_key: Option<&str>, sse_c: Option<&str>) -> ServerSideEncryption {
     let mode = match (mode, sse_c) {
         (_, Some(_)) => SseMode::CustomerKey,
@@ -274,13 +284,7 @@ impl ObjectSource for S3Source {
             etag: out.e_tag().map(str::to_owned),
             last_modified: out.last_modified().and_then(to_chrono),
             version_id: out.version_id().map(str::to_owned),
-            user_metadata: out
-                .metadata()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect::<BTreeMap<_, _>>(),
+            user_metadata: user_metadata(out.metadata()),
             sse: sse_of(
                 out.server_side_encryption().map(|s| s.as_str()),
                 out.ssekms_key_id(),
@@ -359,13 +363,7 @@ impl ObjectSource for S3Source {
             etag: out.e_tag().map(str::to_owned),
             last_modified: out.last_modified().and_then(to_chrono),
             version_id: out.version_id().map(str::to_owned),
-            user_metadata: out
-                .metadata()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
+            user_metadata: user_metadata(out.metadata()),
             sse: sse_of(
                 out.server_side_encryption().map(|s| s.as_str()),
                 out.ssekms_key_id(),
