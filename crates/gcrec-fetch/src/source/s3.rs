@@ -94,6 +94,26 @@ fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
+/// The [`ObjectInfo`] of a HEAD or GET output: different SDK types, same accessors.
+macro_rules! object_info {
+    ($out:expr, $key:expr, $size:expr) => {
+        ObjectInfo {
+            key: $key.to_owned(),
+            size: $size,
+            etag: $out.e_tag().map(str::to_owned),
+            last_modified: $out.last_modified().and_then(to_chrono),
+            version_id: $out.version_id().map(str::to_owned),
+            user_metadata: user_metadata($out.metadata()),
+            sse: sse_of(
+                $out.server_side_encryption().map(|s| s.as_str()),
+                $out.ssekms_key_id(),
+                $out.sse_customer_algorithm(),
+            ),
+            content_type: $out.content_type().map(str::to_owned),
+        }
+    };
+}
+
 /// User metadata with lower-case keys (S3 returns them as stored).
 fn user_metadata(
     m: Option<&std::collections::HashMap<String, String>>,
@@ -278,20 +298,8 @@ impl ObjectSource for S3Source {
                 .sse_customer_key_md5(&k.md5_b64);
         }
         let out = call.send().await.map_err(|e| self.error(key, e))?;
-        Ok(ObjectInfo {
-            key: key.to_owned(),
-            size: out.content_length().unwrap_or_default().max(0) as u64,
-            etag: out.e_tag().map(str::to_owned),
-            last_modified: out.last_modified().and_then(to_chrono),
-            version_id: out.version_id().map(str::to_owned),
-            user_metadata: user_metadata(out.metadata()),
-            sse: sse_of(
-                out.server_side_encryption().map(|s| s.as_str()),
-                out.ssekms_key_id(),
-                out.sse_customer_algorithm(),
-            ),
-            content_type: out.content_type().map(str::to_owned),
-        })
+        let size = out.content_length().unwrap_or_default().max(0) as u64;
+        Ok(object_info!(out, key, size))
     }
 
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
@@ -357,20 +365,7 @@ impl ObjectSource for S3Source {
             }
             None => (0, length),
         };
-        let info = ObjectInfo {
-            key: key.to_owned(),
-            size,
-            etag: out.e_tag().map(str::to_owned),
-            last_modified: out.last_modified().and_then(to_chrono),
-            version_id: out.version_id().map(str::to_owned),
-            user_metadata: user_metadata(out.metadata()),
-            sse: sse_of(
-                out.server_side_encryption().map(|s| s.as_str()),
-                out.ssekms_key_id(),
-                out.sse_customer_algorithm(),
-            ),
-            content_type: out.content_type().map(str::to_owned),
-        };
+        let info = object_info!(out, key, size);
         let owned_key = key.to_owned();
         let stream =
             futures::stream::try_unfold((out.body, owned_key), |(mut body, key)| async move {
