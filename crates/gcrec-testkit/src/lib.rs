@@ -8,6 +8,7 @@
 //! - [`fixtures`]: conformance fixtures for the local-directory, in-memory and S3 (moto)
 //!   sources;
 //! - [`servers`]: moto on a free loopback port;
+//! - [`faults`]: a failure-injecting source for the retry layer;
 //! - [`s3ec`]: a streaming S3 Encryption Client writer for inputs of any size.
 //!
 //! The `gcrec-testkit` binary writes generated exports to disk for examples and
@@ -18,6 +19,7 @@
 
 pub mod conformance;
 pub mod export;
+pub mod faults;
 pub mod fixtures;
 pub mod media;
 pub mod rng;

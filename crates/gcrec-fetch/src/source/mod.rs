@@ -12,6 +12,7 @@ mod local;
 mod memory;
 mod open;
 mod paging;
+mod retry;
 mod s3;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub use counting::{CallCounts, CountingSource};
 pub use local::{LocalSource, OBJECT_METADATA_SUFFIX, SavedObjectMetadata};
 pub use memory::{MemoryObject, MemorySource};
 pub use open::{OpenedSource, open_source};
+pub use retry::{RetryPolicy, RetryingSource};
 pub use s3::{S3Options, S3Source, SseCustomerKey, parse_s3_url};
 
 /// The largest page a [`ListRequest`] may ask for (the S3 limit).
@@ -357,6 +359,8 @@ pub enum SourceError {
         key: String,
         /// What the store said.
         message: String,
+        /// Whether trying again may succeed (5xx, throttling, timeouts, broken bodies).
+        retryable: bool,
     },
     /// A local I/O error.
     #[error("{key}: {source}")]
@@ -384,6 +388,18 @@ impl SourceError {
             | SourceError::Io { key, .. } => Some(key),
             SourceError::Unsupported { .. } | SourceError::Open { .. } => None,
         }
+    }
+
+    /// Whether trying again may succeed: transient store failures, and bodies that ended
+    /// early (which resume from the last byte received).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Remote {
+                retryable: true,
+                ..
+            } | SourceError::Truncated { .. }
+        )
     }
 
     /// Whether this is an authentication or permission failure (exit code 3).

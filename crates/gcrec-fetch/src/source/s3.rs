@@ -143,8 +143,10 @@ impl S3Source {
         bucket: impl Into<String>,
         options: S3Options,
     ) -> Self {
-        let mut builder =
-            aws_sdk_s3::config::Builder::from(config).force_path_style(options.force_path_style);
+        // Retries live in one place, `RetryingSource`, which also resumes broken bodies.
+        let mut builder = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(options.force_path_style)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
         if let Some(url) = &options.endpoint_url {
             builder = builder.endpoint_url(url);
         }
@@ -155,15 +157,18 @@ impl S3Source {
         }
     }
 
-    /// Opens `s3://bucket[/prefix]`.
+    /// Opens `s3://bucket[/prefix]`, with retries and resumable bodies
+    /// ([`super::RetryingSource`]).
     pub fn open(
         config: &aws_types::SdkConfig,
         url: &str,
         options: S3Options,
     ) -> Result<OpenedSource, SourceError> {
         let (bucket, base_prefix) = parse_s3_url(url)?;
+        let source = S3Source::new(config, bucket, options);
+        let policy = super::RetryPolicy::default();
         Ok(OpenedSource {
-            source: std::sync::Arc::new(S3Source::new(config, bucket, options)),
+            source: std::sync::Arc::new(super::RetryingSource::new(source, policy)),
             base_prefix,
         })
     }
@@ -230,6 +235,12 @@ impl S3Source {
             }
             _ => SourceError::Remote {
                 key: what,
+                // 5xx, throttling, timeouts and failures before any response.
+                retryable: status.is_none_or(|s| s >= 500 || s == 429)
+                    || matches!(
+                        code.as_str(),
+                        "SlowDown" | "Throttling" | "RequestTimeout" | "RequestTimeTooSkewed"
+                    ),
                 message: if code.is_empty() {
                     format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err))
                 } else {
@@ -374,6 +385,7 @@ impl ObjectSource for S3Source {
                     Ok(None) => Ok(None),
                     Err(e) => Err(SourceError::Remote {
                         key,
+                        retryable: true,
                         message: format!("the body broke off: {e}"),
                     }),
                 }

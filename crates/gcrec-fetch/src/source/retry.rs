@@ -1,0 +1,218 @@
+//! Retries in one place, for every source.
+//!
+//! Transient failures (5xx, throttling, timeouts, connection failures) are retried with
+//! exponential backoff and full jitter, up to a bounded number of attempts. A body that
+//! breaks off — with an error, or by ending short — continues with a ranged GET from the
+//! last byte received, pinned to the ETag and version the first response had, so an
+//! object replaced mid-download is reported ([`SourceError::Changed`]), never spliced.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use rand::Rng;
+
+use super::{
+    ByteRange, GetRequest, ListPage, ListRequest, ObjectBody, ObjectInfo, ObjectSource, SourceError,
+};
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request (the first one included), and per body for resumes.
+    pub max_attempts: u32,
+    /// The first backoff step.
+    pub base_delay: Duration,
+    /// The largest backoff step.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a random wait up to `base × 2^attempt`, capped.
+    fn delay(&self, attempt: u32) -> Duration {
+        let cap = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        cap.mul_f64(rand::thread_rng().r#gen::<f64>())
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
+    async fn run<T, F, Fut>(&self, key: &str, mut op: F) -> Result<T, SourceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SourceError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(e) if e.is_retryable() => {
+                    attempt += 1;
+                    if attempt >= self.max_attempts {
+                        return Err(gave_up(key, attempt, e));
+                    }
+                    tracing::debug!(key, attempt, error = %e, "retrying");
+                    tokio::time::sleep(self.delay(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn gave_up(key: &str, attempts: u32, last: SourceError) -> SourceError {
+    SourceError::Remote {
+        key: key.to_owned(),
+        message: format!("gave up after {attempts} attempts; last error: {last}"),
+        retryable: false,
+    }
+}
+
+/// Wraps a source with retries and resumable bodies.
+#[derive(Debug)]
+pub struct RetryingSource<S> {
+    inner: Arc<S>,
+    policy: RetryPolicy,
+}
+
+impl<S> RetryingSource<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, policy: RetryPolicy) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            policy,
+        }
+    }
+}
+
+/// Where a resumable body is.
+struct Resume<S> {
+    inner: Arc<S>,
+    policy: RetryPolicy,
+    key: String,
+    pinned: GetRequest,
+    stream: futures::stream::BoxStream<'static, Result<bytes::Bytes, SourceError>>,
+    position: u64,
+    end: u64,
+    resumes: u32,
+    done: bool,
+}
+
+impl<S: ObjectSource + 'static> Resume<S> {
+    /// The next chunk, resuming the body as many times as the policy allows.
+    async fn next(&mut self) -> Option<Result<bytes::Bytes, SourceError>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let failure = match self.stream.next().await {
+                Some(Ok(chunk)) => {
+                    self.position += chunk.len() as u64;
+                    return Some(Ok(chunk));
+                }
+                None if self.position >= self.end => {
+                    self.done = true;
+                    return None;
+                }
+                None => SourceError::Truncated {
+                    key: self.key.clone(),
+                    expected: self.end,
+                    received: self.position,
+                },
+                Some(Err(e)) => e,
+            };
+            if !failure.is_retryable() {
+                self.done = true;
+                return Some(Err(failure));
+            }
+            self.resumes += 1;
+            if self.resumes >= self.policy.max_attempts {
+                self.done = true;
+                return Some(Err(gave_up(&self.key, self.resumes, failure)));
+            }
+            tracing::debug!(key = %self.key, at = self.position, error = %failure, "resuming body");
+            tokio::time::sleep(self.policy.delay(self.resumes)).await;
+            let request = GetRequest {
+                range: Some(ByteRange::new(self.position, self.end)),
+                ..self.pinned.clone()
+            };
+            let inner = self.inner.clone();
+            let key = self.key.clone();
+            match self
+                .policy
+                .run(&self.key, || inner.get(&key, &request))
+                .await
+            {
+                Ok(body) => self.stream = body.stream,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<S: ObjectSource + 'static> ObjectSource for RetryingSource<S> {
+    fn uri(&self, key: &str) -> String {
+        self.inner.uri(key)
+    }
+
+    async fn list(&self, request: &ListRequest) -> Result<ListPage, SourceError> {
+        self.policy
+            .run(&request.prefix, || self.inner.list(request))
+            .await
+    }
+
+    async fn head(&self, key: &str, request: &GetRequest) -> Result<ObjectInfo, SourceError> {
+        self.policy.run(key, || self.inner.head(key, request)).await
+    }
+
+    async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
+        let first = self
+            .policy
+            .run(key, || self.inner.get(key, request))
+            .await?;
+        // Later parts must come from the very object the first response described.
+        let pinned = GetRequest {
+            range: None,
+            version_id: request
+                .version_id
+                .clone()
+                .or_else(|| first.info.version_id.clone()),
+            if_match: request.if_match.clone().or_else(|| first.info.etag.clone()),
+        };
+        let state = Resume {
+            inner: self.inner.clone(),
+            policy: self.policy,
+            key: key.to_owned(),
+            pinned,
+            stream: first.stream,
+            position: first.range.start,
+            end: first.range.end,
+            resumes: 0,
+            done: false,
+        };
+        let stream = futures::stream::unfold(state, |mut state| async move {
+            state.next().await.map(|item| (item, state))
+        });
+        Ok(ObjectBody {
+            info: first.info,
+            range: first.range,
+            stream: Box::pin(stream),
+        })
+    }
+}
