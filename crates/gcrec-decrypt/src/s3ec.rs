@@ -241,88 +241,74 @@ fn need_aes(keys: &Keyring, wrap: &'static str) -> Result<(), S3ecError> {
     Ok(())
 }
 
-fn unwrap_aes_gcm(env: &Envelope, keys: &Keyring) -> Result<DataKey, S3ecError> {
-    need_aes(keys, "AES/GCM")?;
-    if env.wrapped_key.len() < 12 + 16 {
+/// Tries every AES key with `unwrap_one`; the first that yields a 32-byte data key wins.
+/// `well_formed` is whether the wrapped key even has the wrap's shape.
+fn unwrap_with_aes_keys(
+    keys: &Keyring,
+    wrap: &'static str,
+    well_formed: bool,
+    unwrap_one: impl Fn(&[u8; 32]) -> Option<Zeroizing<[u8; 32]>>,
+) -> Result<DataKey, S3ecError> {
+    need_aes(keys, wrap)?;
+    if !well_formed {
         return Err(S3ecError::WrongKey {
-            wrap: "AES/GCM",
+            wrap,
             kind: "AES",
             tried: 0,
         });
     }
-    let (iv, sealed) = env.wrapped_key.split_at(12);
-    for aes in &keys.aes {
-        let cipher = Aes256Gcm::new(aes.key.as_slice().into());
+    keys.aes
+        .iter()
+        .find_map(|aes| {
+            unwrap_one(&aes.key).map(|key| DataKey {
+                key,
+                opened_with: format!("aes:{}", aes.fingerprint),
+            })
+        })
+        .ok_or(S3ecError::WrongKey {
+            wrap,
+            kind: "AES",
+            tried: keys.aes.len(),
+        })
+}
+
+fn unwrap_aes_gcm(env: &Envelope, keys: &Keyring) -> Result<DataKey, S3ecError> {
+    let well_formed = env.wrapped_key.len() >= 12 + 16;
+    unwrap_with_aes_keys(keys, "AES/GCM", well_formed, |kek| {
+        let (iv, sealed) = env.wrapped_key.split_at(12);
         let payload = Payload {
             msg: sealed,
             aad: env.cek_alg.as_bytes(),
         };
-        if let Ok(plain) = cipher.decrypt(Nonce::from_slice(iv), payload) {
-            let plain = Zeroizing::new(plain);
-            if let Some(key) = to_key(&plain) {
-                return Ok(DataKey {
-                    key,
-                    opened_with: format!("aes:{}", aes.fingerprint),
-                });
-            }
-        }
-    }
-    Err(S3ecError::WrongKey {
-        wrap: "AES/GCM",
-        kind: "AES",
-        tried: keys.aes.len(),
+        let plain = Aes256Gcm::new(kek.into())
+            .decrypt(Nonce::from_slice(iv), payload)
+            .ok()?;
+        to_key(&Zeroizing::new(plain))
     })
 }
 
 fn unwrap_aes_kw(env: &Envelope, keys: &Keyring) -> Result<DataKey, S3ecError> {
-    need_aes(keys, "AESWrap")?;
-    for aes in &keys.aes {
-        let kek = aes_kw::KekAes256::from(*aes.key);
-        if let Ok(plain) = kek.unwrap_vec(&env.wrapped_key).map(Zeroizing::new)
-            && let Some(key) = to_key(&plain)
-        {
-            return Ok(DataKey {
-                key,
-                opened_with: format!("aes:{}", aes.fingerprint),
-            });
-        }
-    }
-    Err(S3ecError::WrongKey {
-        wrap: "AESWrap",
-        kind: "AES",
-        tried: keys.aes.len(),
+    unwrap_with_aes_keys(keys, "AESWrap", true, |kek| {
+        let plain = aes_kw::KekAes256::from(*kek)
+            .unwrap_vec(&env.wrapped_key)
+            .ok()?;
+        to_key(&Zeroizing::new(plain))
     })
 }
 
 fn unwrap_aes_ecb(env: &Envelope, keys: &Keyring) -> Result<DataKey, S3ecError> {
-    need_aes(keys, "AES (ECB)")?;
-    if env.wrapped_key.len() != 48 {
-        return Err(S3ecError::WrongKey {
-            wrap: "AES (ECB)",
-            kind: "AES",
-            tried: 0,
-        });
-    }
-    for aes in &keys.aes {
-        let cipher = Aes256::new(aes.key.as_slice().into());
+    unwrap_with_aes_keys(keys, "AES (ECB)", env.wrapped_key.len() == 48, |kek| {
+        let cipher = Aes256::new(kek.into());
         let mut buf = Zeroizing::new(env.wrapped_key.clone());
         for block in buf.chunks_exact_mut(16) {
             cipher.decrypt_block(block.into());
         }
         // PKCS#5 padding of a 32-byte key is one whole block of 0x10.
-        if buf[32..].iter().all(|&b| b == 16)
-            && let Some(key) = to_key(&buf[..32])
-        {
-            return Ok(DataKey {
-                key,
-                opened_with: format!("aes:{}", aes.fingerprint),
-            });
+        if buf[32..].iter().all(|&b| b == 16) {
+            to_key(&buf[..32])
+        } else {
+            None
         }
-    }
-    Err(S3ecError::WrongKey {
-        wrap: "AES (ECB)",
-        kind: "AES",
-        tried: keys.aes.len(),
     })
 }
 
