@@ -164,10 +164,6 @@ impl fmt::Debug for Passphrases<'_> {
     }
 }
 
-fn hex_id(bytes: &[u8]) -> String {
-    hex::encode_upper(bytes)
-}
-
 fn aes_check_value(key: &[u8; 32]) -> String {
     let digest = Sha256::new_with_prefix(b"gcrec key check value\0")
         .chain_update(key)
@@ -193,11 +189,11 @@ fn pgp_algorithm(params: &pgp::types::PublicParams) -> String {
 }
 
 fn pgp_info(key: &SignedSecretKey) -> KeyInfo {
-    let mut ids = vec![hex_id(key.primary_key.legacy_key_id().as_ref())];
+    let mut ids = vec![hex::encode_upper(key.primary_key.legacy_key_id().as_ref())];
     ids.extend(
         key.secret_subkeys
             .iter()
-            .map(|s| hex_id(s.key.legacy_key_id().as_ref())),
+            .map(|s| hex::encode_upper(s.key.legacy_key_id().as_ref())),
     );
     let mut algorithms = vec![pgp_algorithm(key.primary_key.public_params())];
     algorithms.extend(

@@ -62,10 +62,6 @@ pub struct PgpOutcome {
     pub bytes: u64,
 }
 
-fn hex_upper(b: &[u8]) -> String {
-    hex::encode_upper(b)
-}
-
 /// Plaintext bytes moved per step.
 const COPY_CHUNK: usize = 256 * 1024;
 
@@ -95,8 +91,8 @@ where
         if let Esk::PublicKeyEncryptedSessionKey(p) = e {
             match (p.id(), p.fingerprint()) {
                 (Ok(id), _) if id.is_wildcard() => wildcard = true,
-                (Ok(id), _) => needed.push(hex_upper(id.as_ref())),
-                (_, Ok(Some(fp))) => needed.push(hex_upper(fp.as_bytes())),
+                (Ok(id), _) => needed.push(hex::encode_upper(id.as_ref())),
+                (_, Ok(Some(fp))) => needed.push(hex::encode_upper(fp.as_bytes())),
                 _ => wildcard = true,
             }
         }
@@ -107,12 +103,12 @@ where
     // Which of our keys the message names (a fingerprint names a key by its last 8 bytes).
     let key_ids_of = |k: &pgp::composed::SignedSecretKey| {
         let mut ids = vec![(
-            hex_upper(k.primary_key.legacy_key_id().as_ref()),
+            hex::encode_upper(k.primary_key.legacy_key_id().as_ref()),
             format!("{:X}", k.primary_key.fingerprint()),
         )];
         ids.extend(k.secret_subkeys.iter().map(|s| {
             (
-                hex_upper(s.key.legacy_key_id().as_ref()),
+                hex::encode_upper(s.key.legacy_key_id().as_ref()),
                 format!("{:X}", s.key.fingerprint()),
             )
         }));

@@ -138,19 +138,6 @@ impl RecordingFilter {
         .any(|v| !v.is_empty())
     }
 
-    /// Whether the filter may need to read sidecars.
-    pub fn needs_metadata(&self) -> bool {
-        self.has_field_filters() || !self.hour_aligned()
-    }
-
-    fn hour_aligned(&self) -> bool {
-        use chrono::Timelike;
-        let aligned = |t: Option<chrono::DateTime<chrono::Utc>>| {
-            t.is_none_or(|t| t.minute() == 0 && t.second() == 0 && t.nanosecond() == 0)
-        };
-        aligned(self.range.from) && aligned(self.range.to)
-    }
-
     /// Whether the partition hour lies wholly inside the time range.
     fn hour_covered(&self, r: &Recording) -> bool {
         self.range.covers(r.hour.start(), r.hour.end())
