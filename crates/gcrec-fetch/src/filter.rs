@@ -40,6 +40,64 @@ pub struct RecordingFilter {
     pub wrapup_codes: Vec<String>,
     /// Message types (`messageType`), case-insensitive.
     pub message_types: Vec<String>,
+    /// Only this worker's share of the conversations.
+    pub shard: Option<Shard>,
+}
+
+/// One worker's share of a run split across `count` workers: the conversations whose
+/// ID hashes to `index`. Deterministic (SHA-256 of the lower-cased conversation ID, first
+/// 8 bytes big-endian, modulo `count`), so separate workers split any run with no overlap
+/// and a conversation never splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker, `0..count`.
+    pub index: u32,
+    /// Workers.
+    pub count: u32,
+}
+
+impl Shard {
+    /// `index` of `count`, checked.
+    pub fn new(index: u32, count: u32) -> Result<Self, String> {
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard {index}/{count}: the index must be below the count (0-based: 0/{count} … {}/{count})",
+                count.saturating_sub(1)
+            ));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// The shard a conversation belongs to.
+    pub fn of(conversation_id: &str, count: u32) -> u32 {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(conversation_id.to_ascii_lowercase().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first) % u64::from(count.max(1))) as u32
+    }
+
+    /// Whether this shard takes the conversation.
+    pub fn contains(&self, conversation_id: &str) -> bool {
+        Self::of(conversation_id, self.count) == self.index
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N`, 0-based.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected INDEX/COUNT, e.g. 0/4"))?;
+        let parse = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{s:?}: expected INDEX/COUNT, e.g. 0/4"))
+        };
+        Self::new(parse(i)?, parse(n)?)
+    }
 }
 
 /// Whether a recording matches.
@@ -158,6 +216,7 @@ impl RecordingFilter {
             && id_in(&self.conversations, &r.conversation_id)
             && id_in(&self.recordings, &r.recording_id)
             && self.range.overlaps(r.hour.start(), r.hour.end())
+            && self.shard.is_none_or(|s| s.contains(&r.conversation_id))
     }
 
     /// Whether an event from the listing can still match (skipped keys always pass).
@@ -217,6 +276,36 @@ impl RecordingFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_partition_conversations() {
+        let ids: Vec<String> = (0..3000).map(|i| format!("c0ffee{i:06}-aaaa")).collect();
+        let mut counts = [0usize; 3];
+        for id in &ids {
+            let owners: Vec<u32> = (0..3)
+                .filter(|&i| Shard::new(i, 3).unwrap().contains(id))
+                .collect();
+            assert_eq!(owners.len(), 1, "exactly one shard takes {id}");
+            counts[owners[0] as usize] += 1;
+            assert!(
+                Shard::new(owners[0], 3)
+                    .unwrap()
+                    .contains(&id.to_uppercase())
+            );
+        }
+        assert!(counts.iter().all(|&c| c > 900), "roughly even: {counts:?}");
+        // Pinned values: the split must never change between versions.
+        assert_eq!(Shard::of("abc", 1000), 74);
+        assert_eq!(Shard::of("ABC", 1000), 74);
+        assert_eq!(Shard::of("3f1c0a52-0001", 1000), 449);
+        assert_eq!(
+            "1/3".parse::<Shard>().unwrap(),
+            Shard { index: 1, count: 3 }
+        );
+        assert!("3/3".parse::<Shard>().is_err());
+        assert!("1/0".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+    }
 
     #[test]
     fn phone_numbers_compare_by_digits() {

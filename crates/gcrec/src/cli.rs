@@ -42,6 +42,13 @@ pub enum Command {
     /// Lists only the partitions a --from/--to range needs, pairs media with sidecars,
     /// and marks orphans and invalid sidecars. A summary goes to stderr.
     Ls(Box<LsArgs>),
+    /// Download, decrypt and verify recordings into a directory, with a manifest.
+    ///
+    /// Lists only the partitions a --from/--to range needs, pairs media with sidecars,
+    /// filters on sidecar fields, then streams each recording through download →
+    /// decrypt → hash → authenticated release, several at once. Re-running the same
+    /// command resumes: recordings the manifest and the files agree on are skipped.
+    Pull(Box<PullArgs>),
     /// Decrypt recordings: files, or a local export directory (layout kept, sidecars
     /// copied verbatim).
     ///
@@ -94,6 +101,96 @@ pub struct DecryptArgs {
     pub keys: KeyArgs,
     #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
+}
+
+/// How `pull` names output files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputLayout {
+    /// The source keys under DIR (encrypted suffixes dropped): DIR is itself a valid
+    /// local source for ls, pull and verify.
+    Mirror,
+    /// DIR/CONVERSATION-ID/FILE.
+    Conversation,
+    /// DIR/FILE (file names carry the recording ID).
+    Flat,
+}
+
+/// `gcrec pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Where the export is: `s3://BUCKET[/PREFIX]`, or a local directory laid out like the
+    /// bucket.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// Where the recordings go (created 0700; files are 0600). Holds the manifest,
+    /// gcrec-manifest.jsonl.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Recordings processed at once.
+    #[arg(short = 'j', long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: u16,
+    /// How output files are named.
+    #[arg(long, value_enum, default_value_t = OutputLayout::Mirror)]
+    pub layout: OutputLayout,
+    /// List what would be pulled (and what is already there) without downloading.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// JSON Lines on stdout: one event per recording, then a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Also keep the downloaded (encrypted) bytes under DIR/encrypted/, each with its S3
+    /// object metadata (*.gcrec-object.json), so DIR/encrypted is a local source.
+    #[arg(long)]
+    pub keep_encrypted: bool,
+    /// On a re-run, re-hash existing outputs (SHA-256) before skipping them, not just
+    /// compare sizes.
+    #[arg(long)]
+    pub verify_existing: bool,
+    /// Also pull recordings the field filters could not be checked on (missing or
+    /// invalid sidecar).
+    #[arg(long)]
+    pub include_unchecked: bool,
+    /// Only this worker's share: INDEX/COUNT, 0-based, split by a hash of the
+    /// conversation ID. Defaults from JOB_COMPLETION_INDEX with --shard-count
+    /// (Kubernetes Indexed Jobs) or AWS_BATCH_JOB_ARRAY_INDEX/_SIZE (AWS Batch).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<gcrec_fetch::filter::Shard>,
+    /// Workers, for a shard index taken from JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "N", env = "GCREC_SHARD_COUNT")]
+    pub shard_count: Option<u32>,
+    /// Fail objects not encrypted at rest like this: AES256, aws:kms or aws:kms:KEY-ARN.
+    #[arg(long, value_name = "MODE")]
+    pub expect_sse: Option<gcrec_fetch::transfer::ExpectSse>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// Sidecars larger than this are rejected without being read.
+    #[arg(long, default_value_t = gcrec_fetch::metadata::DEFAULT_SIDECAR_CAP, value_name = "BYTES")]
+    pub max_sidecar_bytes: u64,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
+}
+
+/// How large objects are fetched.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Transfers")]
+pub struct TransferArgs {
+    /// Objects at least this large (bytes) are fetched as concurrent ranged parts.
+    #[arg(long, value_name = "BYTES", default_value_t = gcrec_fetch::transfer::DEFAULT_PART_THRESHOLD)]
+    pub part_threshold: u64,
+    /// The size of one ranged part (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = gcrec_fetch::transfer::DEFAULT_PART_SIZE, value_parser = clap::value_parser!(u64).range(65536..=1073741824))]
+    pub part_size: u64,
+    /// Parts of one object in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parts_per_object: u16,
+    /// Downloaded part bytes buffered at once, across all objects (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = gcrec_fetch::transfer::DEFAULT_BUDGET)]
+    pub max_buffer: u64,
 }
 
 /// `gcrec keys …`.

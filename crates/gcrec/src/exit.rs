@@ -13,7 +13,6 @@ pub const USAGE: u8 = 2;
 /// Authentication or permission failure: credentials, IAM, KMS or key access.
 pub const PERMISSION: u8 = 3;
 /// Interrupted (Ctrl-C).
-#[allow(dead_code)] // used once `pull` handles signals
 pub const INTERRUPTED: u8 = 130;
 
 /// A usage or configuration error: exits with [`USAGE`].
@@ -30,6 +29,8 @@ pub enum Outcome {
     SomeFailed,
     /// Finished with failures, some of them permission failures (already reported).
     PermissionFailed,
+    /// Stopped by Ctrl-C (already reported).
+    Interrupted,
 }
 
 /// The exit code for an error, by the first cause that says what kind it is.
@@ -55,6 +56,7 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Success) => ExitCode::from(SUCCESS),
         Ok(Outcome::SomeFailed) => ExitCode::from(FAILURES),
         Ok(Outcome::PermissionFailed) => ExitCode::from(PERMISSION),
+        Ok(Outcome::Interrupted) => ExitCode::from(INTERRUPTED),
         Err(e) => {
             eprintln!("gcrec: error: {e}");
             for cause in e.chain().skip(1) {

@@ -72,5 +72,6 @@ pub fn build(args: &FilterArgs) -> Result<RecordingFilter> {
         dnis: args.dnis.clone(),
         wrapup_codes: args.wrapup_code.clone(),
         message_types: args.message_type.clone(),
+        shard: None,
     })
 }

@@ -8,9 +8,13 @@ mod cli;
 mod commands;
 mod exit;
 mod filters;
+mod keyring;
+mod manifest;
+mod outpath;
 mod output;
 mod passphrase;
 mod pipeline;
+mod progress;
 
 use std::process::ExitCode;
 

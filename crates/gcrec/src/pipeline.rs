@@ -1,15 +1,18 @@
 //! Moving an object from a source through decryption to its verified destination.
 //!
-//! Downloads are async; decryption is CPU-bound and synchronous, so it runs on the
-//! blocking pool and reads the body through [`BodyReader`], a bounded channel that gives
-//! back-pressure to the download. Output goes through a [`PendingFile`]: nothing reaches
-//! the destination until the decryptor has verified it.
+//! Downloads are async ([`gcrec_fetch::transfer`]: ranged parts for large objects, a
+//! shared byte budget, integrity checks); decryption is CPU-bound and synchronous, so it
+//! runs on the blocking pool and reads the body through [`BodyReader`], a bounded channel
+//! that gives back-pressure to the download. Output goes through a [`PendingFile`]:
+//! nothing reaches the destination until the decryptor has verified it and the download
+//! has passed its own checks (length, stored checksum or MD5 ETag).
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use gcrec_decrypt::detect::{SNIFF_LEN, detect};
@@ -17,7 +20,9 @@ use gcrec_decrypt::keys::Keyring;
 use gcrec_decrypt::object::{DecryptOptions, Outcome, prepare, run};
 use gcrec_decrypt::release::PendingFile;
 use gcrec_decrypt::s3ec::Kms;
-use gcrec_fetch::source::{GetRequest, ObjectSource, SourceError, read_small};
+use gcrec_fetch::source::{ObjectInfo, ObjectSource, SavedObjectMetadata, SourceError, read_small};
+use gcrec_fetch::transfer::{ByteBudget, Download, TransferOptions, Verified, download};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 /// Body chunks in flight between the download and the decryptor, per object.
@@ -30,17 +35,27 @@ pub struct BodyReader {
     rx: mpsc::Receiver<Result<Bytes, SourceError>>,
     current: Bytes,
     done: bool,
+    cancel: Arc<AtomicBool>,
+    /// A copy of every byte read, for `--keep-encrypted`.
+    tee: Option<PendingFile>,
 }
 
 impl BodyReader {
-    /// Starts pumping `first` and then `rest` into a reader.
+    /// Starts pumping `first` and then `rest` into a reader; `received` counts the bytes
+    /// as they arrive (for progress).
     pub fn spawn(
         first: Bytes,
         mut rest: futures::stream::BoxStream<'static, Result<Bytes, SourceError>>,
+        received: Arc<AtomicU64>,
+        cancel: Arc<AtomicBool>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        received.fetch_add(first.len() as u64, Ordering::Relaxed);
         tokio::spawn(async move {
             while let Some(chunk) = rest.next().await {
+                if let Ok(c) = &chunk {
+                    received.fetch_add(c.len() as u64, Ordering::Relaxed);
+                }
                 let failed = chunk.is_err();
                 if tx.send(chunk).await.is_err() || failed {
                     break;
@@ -51,7 +66,15 @@ impl BodyReader {
             rx,
             current: first,
             done: false,
+            cancel,
+            tee: None,
         }
+    }
+
+    /// Reads (and discards) whatever the decryptor left unread, so the download's own
+    /// checks run to the end. Returns how many bytes that was.
+    fn drain(&mut self) -> io::Result<u64> {
+        io::copy(self, &mut io::sink())
     }
 }
 
@@ -68,8 +91,16 @@ impl Read for BodyReader {
 impl BufRead for BodyReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.current.is_empty() && !self.done {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
+                Some(Ok(chunk)) => {
+                    if let Some(tee) = self.tee.as_mut() {
+                        tee.write_all(&chunk)?;
+                    }
+                    self.current = chunk;
+                }
                 Some(Err(e)) => return Err(io::Error::other(e)),
                 None => self.done = true,
             }
@@ -88,7 +119,24 @@ impl std::fmt::Debug for BodyReader {
     }
 }
 
-/// What every object's decryption shares.
+/// A writer that hashes what passes through it.
+struct Hashing<'a, W: Write> {
+    inner: &'a mut W,
+    sha256: Sha256,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha256.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What every object's download and decryption shares.
 pub struct DecryptContext {
     /// The keys given.
     pub keys: Keyring,
@@ -96,6 +144,29 @@ pub struct DecryptContext {
     pub kms: Option<Arc<dyn Kms>>,
     /// Options.
     pub options: DecryptOptions,
+    /// How objects are fetched.
+    pub transfer: TransferOptions,
+    /// Part bytes in flight, across every download.
+    pub budget: ByteBudget,
+    /// Bytes received so far (progress).
+    pub received: Arc<AtomicU64>,
+    /// Set on Ctrl-C: work in progress stops and its temporary files are removed.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl DecryptContext {
+    /// A context with default transfer settings.
+    pub fn new(keys: Keyring, kms: Option<Arc<dyn Kms>>, options: DecryptOptions) -> Self {
+        Self {
+            keys,
+            kms,
+            options,
+            transfer: TransferOptions::default(),
+            budget: ByteBudget::default(),
+            received: Arc::default(),
+            cancel: Arc::default(),
+        }
+    }
 }
 
 /// One object to decrypt.
@@ -103,10 +174,46 @@ pub struct DecryptContext {
 pub struct ObjectJob {
     /// The object's key.
     pub key: String,
+    /// Its size as listed, when known (decides ranged parts).
+    pub listed_size: Option<u64>,
     /// Its S3EC instruction file, if it has one.
     pub instruction: Option<String>,
     /// Where the plaintext goes.
     pub destination: PathBuf,
+    /// Where to keep the downloaded bytes too (`--keep-encrypted`), with the object's
+    /// metadata beside them.
+    pub keep_encrypted: Option<PathBuf>,
+}
+
+/// What happened to one decrypted object.
+#[derive(Debug, Clone)]
+pub struct Decrypted {
+    /// The object as downloaded.
+    pub info: ObjectInfo,
+    /// What the download checks found.
+    pub downloaded: Verified,
+    /// The decryption.
+    pub outcome: Outcome,
+    /// SHA-256 of the plaintext, hex.
+    pub plaintext_sha256: String,
+}
+
+/// What happened to one copied object (a sidecar).
+#[derive(Debug, Clone)]
+pub struct Copied {
+    /// What the download checks found (its SHA-256 is the file's).
+    pub downloaded: Verified,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The download's own verdict, once its stream has been read to the end.
+fn verified(d: &gcrec_fetch::transfer::VerifiedHandle, key: &str) -> Result<Verified> {
+    d.get()
+        .cloned()
+        .with_context(|| format!("{key}: the download ended without being verified"))
 }
 
 /// Decrypts one object to its destination, releasing it only once verified.
@@ -114,7 +221,7 @@ pub async fn decrypt_object(
     source: Arc<dyn ObjectSource>,
     job: ObjectJob,
     ctx: Arc<DecryptContext>,
-) -> Result<Outcome> {
+) -> Result<Decrypted> {
     let instruction = match &job.instruction {
         Some(k) => Some(
             read_small(&*source, k, MAX_INSTRUCTION)
@@ -123,9 +230,20 @@ pub async fn decrypt_object(
         ),
         None => None,
     };
-    let body = source.get(&job.key, &GetRequest::default()).await?;
-    let size = body.info.size;
-    let mut stream = body.stream;
+    let Download {
+        info,
+        mut stream,
+        verified: handle,
+        ..
+    } = download(
+        source.clone(),
+        &job.key,
+        job.listed_size,
+        None,
+        &ctx.transfer,
+        &ctx.budget,
+    )
+    .await?;
     let mut head = BytesMut::new();
     while head.len() < SNIFF_LEN {
         match stream.next().await {
@@ -133,48 +251,107 @@ pub async fn decrypt_object(
             None => break,
         }
     }
-    let format = detect(&head, &body.info.user_metadata, instruction.as_deref())?;
+    let format = detect(&head, &info.user_metadata, instruction.as_deref())?;
     let prepared = prepare(format, &ctx.keys, ctx.kms.as_deref(), ctx.options).await?;
-    let reader = BodyReader::spawn(head.freeze(), stream);
+    let mut reader = BodyReader::spawn(
+        head.freeze(),
+        stream,
+        ctx.received.clone(),
+        ctx.cancel.clone(),
+    );
+    let keep = match &job.keep_encrypted {
+        Some(path) => Some((PendingFile::create(path)?, path.clone())),
+        None => None,
+    };
+    let (keep_file, keep_path) = match keep {
+        Some((f, p)) => (Some(f), Some(p)),
+        None => (None, None),
+    };
+    reader.tee = keep_file;
     let destination = job.destination.clone();
-    tokio::task::spawn_blocking(move || -> Result<Outcome> {
-        let mut pending = PendingFile::create(&destination)
-            .with_context(|| format!("creating a temporary file for {}", destination.display()))?;
-        let outcome = run(
-            &prepared,
-            reader,
-            size,
-            &ctx.keys,
-            ctx.options,
-            &mut pending,
-        )?;
-        pending.release().with_context(|| {
-            format!("moving the verified plaintext to {}", destination.display())
-        })?;
-        Ok(outcome)
+    let key = job.key.clone();
+    let size = info.size;
+    let (outcome, plaintext_sha256, downloaded, tee) =
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut pending = PendingFile::create(&destination).with_context(|| {
+                format!("creating a temporary file for {}", destination.display())
+            })?;
+            let mut hashing = Hashing {
+                inner: &mut pending,
+                sha256: Sha256::new(),
+            };
+            let outcome = run(
+                &prepared,
+                &mut reader,
+                size,
+                &ctx.keys,
+                ctx.options,
+                &mut hashing,
+            )?;
+            let plaintext_sha256 = hex(&hashing.sha256.finalize());
+            let trailing = reader.drain()?;
+            if trailing > 0 {
+                bail!("{key}: {trailing} bytes follow the encrypted message");
+            }
+            let downloaded = verified(&handle, &key)?;
+            pending.release().with_context(|| {
+                format!("moving the verified plaintext to {}", destination.display())
+            })?;
+            Ok((outcome, plaintext_sha256, downloaded, reader.tee.take()))
+        })
+        .await??;
+    if let (Some(tee), Some(path)) = (tee, keep_path) {
+        tee.release()
+            .with_context(|| format!("keeping the downloaded bytes at {}", path.display()))?;
+        save_object_metadata(&path, &info)?;
+    }
+    Ok(Decrypted {
+        info,
+        downloaded,
+        outcome,
+        plaintext_sha256,
     })
-    .await?
 }
 
-/// Copies an object byte for byte (sidecars), released only once its length checks.
+/// Writes the object's S3 metadata beside a kept copy, where a local source finds it.
+fn save_object_metadata(path: &std::path::Path, info: &ObjectInfo) -> Result<()> {
+    let saved = SavedObjectMetadata {
+        user_metadata: info.user_metadata.clone(),
+        sse: info.sse.clone(),
+        version_id: info.version_id.clone(),
+        etag: info.etag.clone(),
+    };
+    let mut companion = path.as_os_str().to_owned();
+    companion.push(gcrec_fetch::source::OBJECT_METADATA_SUFFIX);
+    let mut file = PendingFile::create(std::path::Path::new(&companion))?;
+    serde_json::to_writer_pretty(&mut file, &saved)?;
+    file.release()?;
+    Ok(())
+}
+
+/// Copies an object byte for byte (sidecars), released only once its download checks.
 pub async fn copy_object(
     source: Arc<dyn ObjectSource>,
     key: String,
+    listed_size: Option<u64>,
     destination: PathBuf,
-) -> Result<u64> {
-    let body = source.get(&key, &GetRequest::default()).await?;
-    let size = body.info.size;
-    let reader = BodyReader::spawn(Bytes::new(), body.stream);
-    tokio::task::spawn_blocking(move || -> Result<u64> {
+    ctx: Arc<DecryptContext>,
+) -> Result<Copied> {
+    let d = download(source, &key, listed_size, None, &ctx.transfer, &ctx.budget).await?;
+    let handle = d.verified;
+    let mut reader = BodyReader::spawn(
+        Bytes::new(),
+        d.stream,
+        ctx.received.clone(),
+        ctx.cancel.clone(),
+    );
+    let downloaded = tokio::task::spawn_blocking(move || -> Result<Verified> {
         let mut pending = PendingFile::create(&destination)?;
-        let mut reader = reader;
-        let copied = io::copy(&mut reader, &mut pending)?;
-        anyhow::ensure!(
-            copied == size,
-            "read {copied} bytes of a {size}-byte object"
-        );
+        io::copy(&mut reader, &mut pending)?;
+        let downloaded = verified(&handle, &key)?;
         pending.release()?;
-        Ok(copied)
+        Ok(downloaded)
     })
-    .await?
+    .await??;
+    Ok(Copied { downloaded })
 }

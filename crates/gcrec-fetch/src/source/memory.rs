@@ -99,6 +99,7 @@ impl MemorySource {
             user_metadata: object.user_metadata.clone(),
             sse: object.sse.clone(),
             content_type: None,
+            checksum: None,
         };
         Ok((info, object.body.clone()))
     }

@@ -166,6 +166,41 @@ pub struct ObjectInfo {
     pub sse: ServerSideEncryption,
     /// `Content-Type`, when the source has one.
     pub content_type: Option<String>,
+    /// The whole-object checksum the store keeps, when it returned one.
+    pub checksum: Option<Checksum>,
+}
+
+/// A checksum algorithm S3 can store with an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    /// CRC-32 (ISO-HDLC), big-endian.
+    Crc32,
+    /// CRC-32C (Castagnoli), big-endian.
+    Crc32c,
+    /// CRC-64/NVME, big-endian: the default for new uploads since 2025.
+    Crc64nvme,
+    /// SHA-1.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+}
+
+/// A checksum as S3 reports it (`x-amz-checksum-*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checksum {
+    /// The algorithm.
+    pub algorithm: ChecksumAlgorithm,
+    /// The value, base64, as S3 gave it. A composite (multipart) checksum ends in `-N`.
+    pub value: String,
+}
+
+impl Checksum {
+    /// Whether this checksum covers the whole object's bytes (not a checksum of part
+    /// checksums), so that hashing the object can verify it.
+    pub fn is_full_object(&self) -> bool {
+        !self.value.contains('-')
+    }
 }
 
 /// A byte range of an object: `start..end`, `end` exclusive, or to the end of the object.
@@ -362,6 +397,27 @@ pub enum SourceError {
         /// Whether trying again may succeed (5xx, throttling, timeouts, broken bodies).
         retryable: bool,
     },
+    /// The bytes received are not the object's: a checksum, MD5 ETag or length did not
+    /// match. Nothing read this way is ever released.
+    #[error(
+        "{key}: integrity check failed: {message}; nothing was written — re-run to fetch it again"
+    )]
+    Integrity {
+        /// The key.
+        key: String,
+        /// What did not match.
+        message: String,
+    },
+    /// The object is not encrypted at rest as `--expect-sse` requires.
+    #[error("{key}: server-side encryption is {found}, expected {expected} (--expect-sse)")]
+    UnexpectedSse {
+        /// The key.
+        key: String,
+        /// What was required.
+        expected: String,
+        /// What the object has.
+        found: String,
+    },
     /// A local I/O error.
     #[error("{key}: {source}")]
     Io {
@@ -385,6 +441,8 @@ impl SourceError {
             | SourceError::Truncated { key, .. }
             | SourceError::TooLarge { key, .. }
             | SourceError::Remote { key, .. }
+            | SourceError::Integrity { key, .. }
+            | SourceError::UnexpectedSse { key, .. }
             | SourceError::Io { key, .. } => Some(key),
             SourceError::Unsupported { .. } | SourceError::Open { .. } => None,
         }

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 
 use super::{
-    GetRequest, ListPage, ListRequest, ObjectBody, ObjectInfo, ObjectSource, ObjectSummary,
-    OpenedSource, ServerSideEncryption, SourceError, SseMode,
+    Checksum, ChecksumAlgorithm, GetRequest, ListPage, ListRequest, ObjectBody, ObjectInfo,
+    ObjectSource, ObjectSummary, OpenedSource, ServerSideEncryption, SourceError, SseMode,
 };
 
 /// A customer-provided key (SSE-C), ready to send.
@@ -60,11 +60,39 @@ pub struct S3Options {
 }
 
 /// Objects in one bucket.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct S3Source {
-    client: aws_sdk_s3::Client,
+    /// Swapped for one in the bucket's own region when S3 redirects.
+    client: std::sync::RwLock<aws_sdk_s3::Client>,
     bucket: String,
     sse_c: Option<SseCustomerKey>,
+}
+
+/// The region S3 says a bucket lives in, when a request went to the wrong one: a 301
+/// `PermanentRedirect` (or a bodiless 301 on HEAD) with `x-amz-bucket-region`, or a 400
+/// `AuthorizationHeaderMalformed` naming the expected region.
+fn redirect_region<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<String> {
+    let response = err.raw_response()?;
+    let status = response.status().as_u16();
+    let header = response
+        .headers()
+        .get("x-amz-bucket-region")
+        .map(str::to_owned);
+    match (status, err.code()) {
+        (301 | 307, _) => header,
+        (400, Some("AuthorizationHeaderMalformed" | "IllegalLocationConstraintException")) => {
+            header.or_else(|| {
+                // "... the region 'us-east-1' is wrong; expecting 'eu-west-1'"
+                let message = err.message()?;
+                let (_, rest) = message.split_once("expecting '")?;
+                rest.split_once('\'').map(|(r, _)| r.to_owned())
+            })
+        }
+        _ => None,
+    }
+    .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 /// Splits `s3://bucket/prefix` into the bucket and the prefix (normalized to end in `/`
@@ -110,6 +138,13 @@ macro_rules! object_info {
                 $out.sse_customer_algorithm(),
             ),
             content_type: $out.content_type().map(str::to_owned),
+            checksum: checksum_of(
+                $out.checksum_crc64_nvme(),
+                $out.checksum_crc32_c(),
+                $out.checksum_crc32(),
+                $out.checksum_sha256(),
+                $out.checksum_sha1(),
+            ),
         }
     };
 }
@@ -122,6 +157,32 @@ fn user_metadata(
         .flatten()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect()
+}
+
+/// The strongest checksum a response carries (S3 returns the ones the object was stored
+/// with, when asked with `ChecksumMode::Enabled`).
+fn checksum_of(
+    crc64nvme: Option<&str>,
+    crc32c: Option<&str>,
+    crc32: Option<&str>,
+    sha256: Option<&str>,
+    sha1: Option<&str>,
+) -> Option<Checksum> {
+    use ChecksumAlgorithm as A;
+    [
+        (A::Sha256, sha256),
+        (A::Crc64nvme, crc64nvme),
+        (A::Crc32c, crc32c),
+        (A::Crc32, crc32),
+        (A::Sha1, sha1),
+    ]
+    .into_iter()
+    .find_map(|(algorithm, value)| {
+        value.filter(|v| !v.is_empty()).map(|v| Checksum {
+            algorithm,
+            value: v.to_owned(),
+        })
+    })
 }
 
 fn sse_of(mode: Option<&str>, kms_key: Option<&str>, sse_c: Option<&str>) -> ServerSideEncryption {
@@ -151,9 +212,55 @@ impl S3Source {
             builder = builder.endpoint_url(url);
         }
         Self {
-            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            client: std::sync::RwLock::new(aws_sdk_s3::Client::from_conf(builder.build())),
             bucket: bucket.into(),
             sse_c: options.sse_customer_key,
+        }
+    }
+
+    fn client(&self) -> aws_sdk_s3::Client {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Runs one S3 call; when S3 answers that the bucket lives in another region, moves
+    /// the client to that region and runs it again (once).
+    async fn call<T, E, F, Fut>(
+        &self,
+        op: F,
+    ) -> Result<T, SdkError<E, aws_sdk_s3::config::http::HttpResponse>>
+    where
+        E: ProvideErrorMetadata,
+        F: Fn(aws_sdk_s3::Client) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<T, SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+            >,
+    {
+        let client = self.client();
+        let err = match op(client.clone()).await {
+            Ok(out) => return Ok(out),
+            Err(e) => e,
+        };
+        let current = client.config().region().map(|r| r.to_string());
+        match redirect_region(&err) {
+            Some(region) if Some(&region) != current.as_ref() => {
+                tracing::info!(bucket = %self.bucket, %region, "following the bucket to its region");
+                let moved = aws_sdk_s3::Client::from_conf(
+                    client
+                        .config()
+                        .to_builder()
+                        .region(aws_types::region::Region::new(region))
+                        .build(),
+                );
+                match self.client.write() {
+                    Ok(mut c) => *c = moved.clone(),
+                    Err(poisoned) => *poisoned.into_inner() = moved.clone(),
+                }
+                op(moved).await
+            }
+            _ => Err(err),
         }
     }
 
@@ -202,7 +309,12 @@ impl S3Source {
                 let kms = message.contains("KMS") || code.starts_with("KMS");
                 SourceError::AccessDenied {
                     key: what,
-                    message: if kms {
+                    message: if self.sse_c.is_some() && !kms {
+                        format!(
+                            "{code}: {message} — either the SSE-C key given with --sse-c-key-file is not this object's key, or the caller needs s3:GetObject on s3://{}",
+                            self.bucket
+                        )
+                    } else if kms {
                         format!(
                             "{code}: {message} — the caller needs kms:Decrypt on the object's KMS key"
                         )
@@ -259,14 +371,16 @@ impl ObjectSource for S3Source {
 
     async fn list(&self, request: &ListRequest) -> Result<ListPage, SourceError> {
         let out = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&request.prefix)
-            .set_delimiter(request.delimiter().map(str::to_owned))
-            .set_continuation_token(request.continuation.clone())
-            .max_keys(request.page_size() as i32)
-            .send()
+            .call(|client| {
+                client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&request.prefix)
+                    .set_delimiter(request.delimiter().map(str::to_owned))
+                    .set_continuation_token(request.continuation.clone())
+                    .max_keys(request.page_size() as i32)
+                    .send()
+            })
             .await
             .map_err(|e| self.error(&request.prefix, e))?;
         Ok(ListPage {
@@ -295,34 +409,32 @@ impl ObjectSource for S3Source {
     }
 
     async fn head(&self, key: &str, request: &GetRequest) -> Result<ObjectInfo, SourceError> {
-        let mut call = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_version_id(request.version_id.clone())
-            .set_if_match(request.if_match.clone());
-        if let Some(k) = &self.sse_c {
-            call = call
-                .sse_customer_algorithm("AES256")
-                .sse_customer_key(k.key_b64.as_str())
-                .sse_customer_key_md5(&k.md5_b64);
-        }
-        let out = call.send().await.map_err(|e| self.error(key, e))?;
+        let out = self
+            .call(|client| {
+                let mut call = client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+                    .set_version_id(request.version_id.clone())
+                    .set_if_match(request.if_match.clone());
+                if let Some(k) = &self.sse_c {
+                    call = call
+                        .sse_customer_algorithm("AES256")
+                        .sse_customer_key(k.key_b64.as_str())
+                        .sse_customer_key_md5(&k.md5_b64);
+                }
+                call.send()
+            })
+            .await
+            .map_err(|e| self.error(key, e))?;
         let size = out.content_length().unwrap_or_default().max(0) as u64;
         Ok(object_info!(out, key, size))
     }
 
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
-        let mut call = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_version_id(request.version_id.clone())
-            .set_if_match(request.if_match.clone());
-        if let Some(r) = request.range {
-            call = call.range(match r.end {
+        let range = match request.range {
+            Some(r) => Some(match r.end {
                 Some(end) if end > r.start => format!("bytes={}-{}", r.start, end - 1),
                 Some(_) => {
                     return Err(SourceError::InvalidRange {
@@ -332,15 +444,34 @@ impl ObjectSource for S3Source {
                     });
                 }
                 None => format!("bytes={}-", r.start),
-            });
-        }
-        if let Some(k) = &self.sse_c {
-            call = call
-                .sse_customer_algorithm("AES256")
-                .sse_customer_key(k.key_b64.as_str())
-                .sse_customer_key_md5(&k.md5_b64);
-        }
-        let out = match call.send().await {
+            }),
+            None => None,
+        };
+        let sent = self
+            .call(|client| {
+                let mut call = client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_range(range.clone())
+                    .set_version_id(request.version_id.clone())
+                    .set_if_match(request.if_match.clone());
+                // Whole-object reads come with the stored checksum, which the SDK checks
+                // as the body streams; ranged reads carry none (the transfer layer checks
+                // the whole object against the HEAD's checksum instead).
+                if range.is_none() {
+                    call = call.checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled);
+                }
+                if let Some(k) = &self.sse_c {
+                    call = call
+                        .sse_customer_algorithm("AES256")
+                        .sse_customer_key(k.key_b64.as_str())
+                        .sse_customer_key_md5(&k.md5_b64);
+                }
+                call.send()
+            })
+            .await;
+        let out = match sent {
             Ok(out) => out,
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) => {
                 let size = self
@@ -383,11 +514,20 @@ impl ObjectSource for S3Source {
                 match body.try_next().await {
                     Ok(Some(chunk)) => Ok(Some((chunk, (body, key)))),
                     Ok(None) => Ok(None),
-                    Err(e) => Err(SourceError::Remote {
-                        key,
-                        retryable: true,
-                        message: format!("the body broke off: {e}"),
-                    }),
+                    Err(e) => {
+                        let message = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                        if message.to_ascii_lowercase().contains("checksum mismatch") {
+                            // The bytes arrived but are not the object's: do not resume
+                            // past them.
+                            Err(SourceError::Integrity { key, message })
+                        } else {
+                            Err(SourceError::Remote {
+                                key,
+                                retryable: true,
+                                message: format!("the body broke off: {message}"),
+                            })
+                        }
+                    }
                 }
             });
         Ok(ObjectBody {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::{StreamExt, TryStreamExt};
-use gcrec_decrypt::keys::{KeyError, Keyring, Passphrases, inspect};
 use gcrec_decrypt::object::DecryptOptions;
 use gcrec_fetch::catalog::{CatalogEvent, ScanOptions, scan};
 use gcrec_fetch::layout::INSTRUCTION_SUFFIX;
@@ -14,110 +13,32 @@ use gcrec_fetch::source::{LocalSource, ObjectSource, open_source};
 use serde_json::json;
 
 use crate::aws::LazyKms;
-use crate::cli::{DecryptArgs, GlobalArgs, KeyArgs};
+use crate::cli::{DecryptArgs, GlobalArgs};
 use crate::exit::{Outcome, UsageError};
+use crate::keyring::load_keyring;
+use crate::outpath::{mirror, plaintext_name};
 use crate::output::Out;
-use crate::passphrase;
 use crate::pipeline::{DecryptContext, ObjectJob, copy_object, decrypt_object};
-
-/// Suffixes of encrypted copies, dropped from output names.
-const ENCRYPTED_SUFFIXES: [&str; 3] = [".pgp", ".gpg", ".asc"];
-
-/// `rec.opus.pgp` → `rec.opus`.
-pub fn plaintext_name(name: &str) -> &str {
-    ENCRYPTED_SUFFIXES
-        .iter()
-        .find_map(|s| name.strip_suffix(s).filter(|rest| !rest.is_empty()))
-        .unwrap_or(name)
-}
-
-/// File extensions `--key DIR` looks at.
-const KEY_EXTENSIONS: [&str; 6] = ["asc", "gpg", "pgp", "pem", "key", "der"];
-
-/// The key files a `--key` names: the file itself, or the key files in a directory
-/// (public keys among them are passed over).
-fn key_files(path: &Path) -> Result<Vec<PathBuf>> {
-    if !path.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| UsageError(format!("--key {}: {e}", path.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| KEY_EXTENSIONS.contains(&e))
-        })
-        .filter(|p| {
-            // Public keys sit beside secret ones; they cannot decrypt anything.
-            !matches!(inspect(p), Err(KeyError::Unrecognized { ref reason, .. }) if reason.contains("public key"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(UsageError(format!(
-            "--key {}: the directory holds no key files",
-            path.display()
-        ))
-        .into());
-    }
-    Ok(files)
-}
-
-/// Loads every `--key`, unlocking protected keys up front.
-pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
-    let mut passphrases = Passphrases {
-        given: passphrase::given(
-            args.passphrase_env.as_deref(),
-            args.passphrase_file.as_deref(),
-        )?,
-        prompt: Some(&passphrase::prompt),
-    };
-    let mut keys = Keyring::new();
-    for path in &args.keys {
-        for file in key_files(path)? {
-            keys.load(&file, &mut passphrases)
-                .map_err(|e| UsageError(e.to_string()))?;
-        }
-    }
-    Ok(keys)
-}
 
 /// One unit of work.
 enum Work {
     Decrypt(Arc<dyn ObjectSource>, ObjectJob),
-    Copy(Arc<dyn ObjectSource>, String, PathBuf),
+    Copy(Arc<dyn ObjectSource>, String, u64, PathBuf),
 }
 
 impl Work {
     fn key(&self) -> &str {
         match self {
             Work::Decrypt(_, job) => &job.key,
-            Work::Copy(_, key, _) => key,
+            Work::Copy(_, key, ..) => key,
         }
     }
     fn destination(&self) -> &Path {
         match self {
             Work::Decrypt(_, job) => &job.destination,
-            Work::Copy(_, _, dest) => dest,
+            Work::Copy(.., dest) => dest,
         }
     }
-}
-
-/// The output path of a key under `out`: the key's segments (already checked safe by
-/// the layout parser), with an encrypted suffix dropped from the file name.
-fn destination(out: &Path, key: &str) -> PathBuf {
-    let mut path = out.to_path_buf();
-    let mut segments = key.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        path.push(if segments.peek().is_none() {
-            plaintext_name(segment)
-        } else {
-            segment
-        });
-    }
-    path
 }
 
 async fn plan_directory(
@@ -142,8 +63,10 @@ async fn plan_directory(
                         source.clone(),
                         ObjectJob {
                             key: media.object.key.clone(),
+                            listed_size: Some(media.object.size),
                             instruction: media.instruction.as_ref().map(|i| i.key.clone()),
-                            destination: destination(out, &media.object.key),
+                            destination: mirror(out, &media.object.key)?,
+                            keep_encrypted: None,
                         },
                     ));
                 }
@@ -151,7 +74,8 @@ async fn plan_directory(
                     work.push(Work::Copy(
                         source.clone(),
                         sidecar.key.clone(),
-                        destination(out, &sidecar.key),
+                        sidecar.size,
+                        mirror(out, &sidecar.key)?,
                     ));
                 }
             }
@@ -182,8 +106,10 @@ fn plan_file(path: &Path, out: &Path, work: &mut Vec<Work>) -> Result<()> {
         source,
         ObjectJob {
             key: name.clone(),
+            listed_size: None,
             instruction,
             destination: out.join(plaintext_name(&name)),
+            keep_encrypted: None,
         },
     ));
     Ok(())
@@ -213,13 +139,13 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
             .into());
         }
     }
-    let ctx = Arc::new(DecryptContext {
+    let ctx = Arc::new(DecryptContext::new(
         keys,
-        kms: Some(Arc::new(LazyKms::new(args.aws.clone()))),
-        options: DecryptOptions {
+        Some(Arc::new(LazyKms::new(args.aws.clone()))),
+        DecryptOptions {
             allow_legacy_cbc: args.keys.allow_legacy_cbc,
         },
-    });
+    ));
     let results = futures::stream::iter(work)
         .map(|w| {
             let ctx = ctx.clone();
@@ -231,14 +157,28 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
                         let uri = source.uri(&job.key);
                         decrypt_object(source, job, ctx)
                             .await
-                            .map(|o| (o.format, o.opened_with, o.plaintext_bytes))
+                            .map(|d| {
+                                (
+                                    d.outcome.format,
+                                    d.outcome.opened_with,
+                                    d.outcome.plaintext_bytes,
+                                    d.plaintext_sha256,
+                                )
+                            })
                             .with_context(|| uri)
                     }
-                    Work::Copy(source, key, dest) => {
+                    Work::Copy(source, key, size, dest) => {
                         let uri = source.uri(&key);
-                        copy_object(source, key, dest)
+                        copy_object(source, key, Some(size), dest, ctx)
                             .await
-                            .map(|n| ("sidecar (copied verbatim)".to_owned(), None, n))
+                            .map(|c| {
+                                (
+                                    "sidecar (copied verbatim)".to_owned(),
+                                    None,
+                                    c.downloaded.size,
+                                    c.downloaded.sha256,
+                                )
+                            })
                             .with_context(|| uri)
                     }
                 };
@@ -251,10 +191,10 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
     let (mut ok, mut failed, mut permission) = (0u64, 0u64, false);
     while let Some((key, dest, result)) = results.next().await {
         match result {
-            Ok((format, opened_with, bytes)) => {
+            Ok((format, opened_with, bytes, sha256)) => {
                 ok += 1;
                 if args.json {
-                    out.line(&json!({"type": "file", "key": key, "status": "ok", "output": dest, "format": format, "opened_with": opened_with, "bytes": bytes}).to_string())?;
+                    out.line(&json!({"type": "file", "key": key, "status": "ok", "output": dest, "format": format, "opened_with": opened_with, "bytes": bytes, "sha256": sha256}).to_string())?;
                 } else if !global.quiet {
                     let with = opened_with
                         .map(|k| format!(", key {k}"))
@@ -307,21 +247,4 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
         (_, true) => Outcome::PermissionFailed,
         _ => Outcome::SomeFailed,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encrypted_suffixes_are_dropped() {
-        assert_eq!(plaintext_name("r.opus.pgp"), "r.opus");
-        assert_eq!(plaintext_name("r.zip.asc"), "r.zip");
-        assert_eq!(plaintext_name("r.opus"), "r.opus");
-        assert_eq!(plaintext_name(".pgp"), ".pgp");
-        assert_eq!(
-            destination(Path::new("/o"), "a/b/r.opus.gpg"),
-            PathBuf::from("/o/a/b/r.opus")
-        );
-    }
 }

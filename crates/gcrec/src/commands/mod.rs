@@ -3,6 +3,7 @@
 mod decrypt;
 mod keys;
 mod ls;
+mod pull;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Outcome;
@@ -15,6 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     runtime.block_on(async move {
         match cli.command {
             Command::Ls(args) => ls::run(&cli.global, *args).await,
+            Command::Pull(args) => pull::run(&cli.global, *args).await,
             Command::Decrypt(args) => decrypt::run(&cli.global, *args).await,
             Command::Keys(command) => keys::run(&cli.global, command),
         }

@@ -1,0 +1,63 @@
+//! Loading the keys `--key` names, with their passphrases.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use gcrec_decrypt::keys::{KeyError, Keyring, Passphrases, inspect};
+
+use crate::cli::KeyArgs;
+use crate::exit::UsageError;
+use crate::passphrase;
+
+/// File extensions `--key DIR` looks at.
+const KEY_EXTENSIONS: [&str; 6] = ["asc", "gpg", "pgp", "pem", "key", "der"];
+
+/// The key files a `--key` names: the file itself, or the key files in a directory
+/// (public keys among them are passed over).
+fn key_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| UsageError(format!("--key {}: {e}", path.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| KEY_EXTENSIONS.contains(&e))
+        })
+        .filter(|p| {
+            // Public keys sit beside secret ones; they cannot decrypt anything.
+            !matches!(inspect(p), Err(KeyError::Unrecognized { ref reason, .. }) if reason.contains("public key"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(UsageError(format!(
+            "--key {}: the directory holds no key files",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(files)
+}
+
+/// Loads every `--key`, unlocking protected keys up front.
+pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
+    let mut passphrases = Passphrases {
+        given: passphrase::given(
+            args.passphrase_env.as_deref(),
+            args.passphrase_file.as_deref(),
+        )?,
+        prompt: Some(&passphrase::prompt),
+    };
+    let mut keys = Keyring::new();
+    for path in &args.keys {
+        for file in key_files(path)? {
+            keys.load(&file, &mut passphrases)
+                .map_err(|e| UsageError(e.to_string()))?;
+        }
+    }
+    Ok(keys)
+}
