@@ -75,6 +75,63 @@ where
     }
 }
 
+/// Runs `gcrec` against a local S3 endpoint (moto, or a fault proxy in front of it)
+/// with test credentials, plus `env`.
+pub fn gcrec_s3<I, S>(endpoint: &str, args: I, env: &[(&str, &str)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "loopback only");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gcrec"));
+    cmd.args(args)
+        .env_remove("GCREC_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    no_aws(&mut cmd);
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run gcrec");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// Files under `dir`, relative, sorted (gcrec's own bookkeeping files left out).
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if rel != "gcrec-manifest.jsonl" && rel != ".gcrec.lock" {
+                    out.push(rel);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
 /// Keeps a command away from real AWS: no instance metadata (169.254.169.254), no
 /// profiles, and every endpoint on a closed loopback port. Tests that want a server
 /// (moto) override these.

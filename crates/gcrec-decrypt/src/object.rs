@@ -50,7 +50,13 @@ pub enum DecryptError {
     },
     /// Reading or writing failed.
     #[error("I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for DecryptError {
+    fn from(e: std::io::Error) -> Self {
+        DecryptError::Io(e)
+    }
 }
 
 // The inner error is part of the message, not a separate cause, so a chain printed with

@@ -108,6 +108,20 @@ impl Moto {
             .build()
     }
 
+    /// Creates a KMS key in this server and returns its ARN.
+    pub async fn create_kms_key(&self) -> String {
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config());
+        let out = kms
+            .create_key()
+            .description("gcrec tests")
+            .send()
+            .await
+            .expect("create a KMS key in moto");
+        out.key_metadata()
+            .map(|m| m.arn().unwrap_or_default().to_owned())
+            .expect("key metadata")
+    }
+
     /// A raw S3 client (path-style) for putting test objects.
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
@@ -122,6 +136,59 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Server-side encryption for [`upload_with`].
+#[derive(Debug, Clone)]
+pub enum Sse {
+    /// None requested.
+    None,
+    /// SSE-S3.
+    S3,
+    /// SSE-KMS with this key ARN.
+    Kms(String),
+    /// SSE-C with this key.
+    Customer([u8; 32]),
+}
+
+/// Uploads objects with server-side encryption and, when `user_metadata` gives some for
+/// a key, that user metadata; a few at a time. The bucket must exist.
+pub async fn upload_with(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    sse: &Sse,
+    objects: impl Iterator<Item = (String, Vec<u8>, std::collections::HashMap<String, String>)>,
+) {
+    use aws_sdk_s3::types::ServerSideEncryption;
+    use base64::Engine;
+    use futures::StreamExt;
+    futures::stream::iter(objects)
+        .map(|(key, body, metadata)| async move {
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let mut put = client
+                .put_object()
+                .bucket(bucket)
+                .key(&key)
+                .set_metadata(Some(metadata).filter(|m| !m.is_empty()))
+                .body(aws_sdk_s3::primitives::ByteStream::from(body));
+            put = match sse {
+                Sse::None => put,
+                Sse::S3 => put.server_side_encryption(ServerSideEncryption::Aes256),
+                Sse::Kms(arn) => put
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(arn),
+                Sse::Customer(k) => put
+                    .sse_customer_algorithm("AES256")
+                    .sse_customer_key(b64.encode(k))
+                    .sse_customer_key_md5(gcrec_fetch::source::SseCustomerKey::new(k).md5()),
+            };
+            put.send().await.unwrap_or_else(|e| {
+                panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))
+            });
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// Uploads objects into a bucket (created if missing), a few at a time.
@@ -146,4 +213,86 @@ pub async fn upload(
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
+}
+
+/// `tests/interop/fault_proxy.py` between a client and an S3 server: answers with the
+/// failures S3 documents (503 SlowDown, resets, truncated bodies, KMS and SSE-C
+/// errors, region redirects) where the rules say so, and forwards everything else.
+#[derive(Debug)]
+pub struct FaultProxy {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of `upstream` (e.g. a [`Moto`] endpoint).
+    pub fn start(upstream: &str) -> FaultProxy {
+        let script = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/interop/fault_proxy.py"
+        ));
+        let mut child = Command::new(venv_bin("python"))
+            .arg(script)
+            .arg(upstream)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fault_proxy.py");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("the proxy prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("unexpected first line from the proxy: {line:?}"))
+            .to_owned();
+        FaultProxy {
+            child,
+            stdin,
+            stdout,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn command(&mut self, cmd: serde_json::Value) -> serde_json::Value {
+        use std::io::Write;
+        writeln!(self.stdin, "{cmd}").expect("write to the proxy");
+        self.stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("the proxy answers");
+        serde_json::from_str(&line).expect("a JSON answer")
+    }
+
+    /// Adds a rule (see the script's documentation).
+    pub fn add(&mut self, rule: serde_json::Value) {
+        let answer = self.command(serde_json::json!({"cmd": "add", "rule": rule}));
+        assert_eq!(answer["ok"], true, "{answer}");
+    }
+
+    /// Removes every rule and clears the log.
+    pub fn clear(&mut self) {
+        self.command(serde_json::json!({"cmd": "clear"}));
+    }
+
+    /// The requests seen since the last clear: method, path, range, status, region.
+    pub fn log(&mut self) -> Vec<serde_json::Value> {
+        match self.command(serde_json::json!({"cmd": "log"}))["log"].take() {
+            serde_json::Value::Array(entries) => entries,
+            other => panic!("unexpected log: {other}"),
+        }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

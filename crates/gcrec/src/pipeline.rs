@@ -209,6 +209,23 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A decryption that failed because the download did: the download's error, as the
+/// source reported it (it names the object and what to do), rather than an I/O error
+/// wrapping it.
+fn download_failure(e: gcrec_decrypt::object::DecryptError) -> anyhow::Error {
+    use gcrec_decrypt::object::DecryptError;
+    match e {
+        DecryptError::Io(io) if io.get_ref().is_some_and(|i| i.is::<SourceError>()) => {
+            match io.into_inner().map(|i| i.downcast::<SourceError>()) {
+                Some(Ok(source)) => anyhow::Error::new(*source),
+                Some(Err(other)) => anyhow::anyhow!("{other}"),
+                None => anyhow::anyhow!("I/O error"),
+            }
+        }
+        other => other.into(),
+    }
+}
+
 /// The download's own verdict, once its stream has been read to the end.
 fn verified(d: &gcrec_fetch::transfer::VerifiedHandle, key: &str) -> Result<Verified> {
     d.get()
@@ -287,7 +304,8 @@ pub async fn decrypt_object(
                 &ctx.keys,
                 ctx.options,
                 &mut hashing,
-            )?;
+            )
+            .map_err(download_failure)?;
             let plaintext_sha256 = hex(&hashing.sha256.finalize());
             let trailing = reader.drain()?;
             if trailing > 0 {
@@ -347,7 +365,8 @@ pub async fn copy_object(
     );
     let downloaded = tokio::task::spawn_blocking(move || -> Result<Verified> {
         let mut pending = PendingFile::create(&destination)?;
-        io::copy(&mut reader, &mut pending)?;
+        io::copy(&mut reader, &mut pending)
+            .map_err(|e| download_failure(gcrec_decrypt::object::DecryptError::Io(e)))?;
         let downloaded = verified(&handle, &key)?;
         pending.release()?;
         Ok(downloaded)

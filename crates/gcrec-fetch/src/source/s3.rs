@@ -306,7 +306,7 @@ impl S3Source {
                 expected: "the version first read".into(),
             },
             (Some(403), _) => {
-                let kms = message.contains("KMS") || code.starts_with("KMS");
+                let kms = message.to_ascii_lowercase().contains("kms") || code.starts_with("KMS");
                 SourceError::AccessDenied {
                     key: what,
                     message: if self.sse_c.is_some() && !kms {
@@ -332,7 +332,10 @@ impl S3Source {
                     "{code}: {message} — the object's KMS key is disabled, missing or not usable"
                 ),
             },
-            (Some(400), _) if message.to_ascii_lowercase().contains("customer") => {
+            (Some(400), _)
+                if message.to_ascii_lowercase().contains("customer")
+                    || message.contains("Server Side Encryption") =>
+            {
                 SourceError::AccessDenied {
                     key: what,
                     message: format!(
@@ -519,7 +522,14 @@ impl ObjectSource for S3Source {
                         if message.to_ascii_lowercase().contains("checksum mismatch") {
                             // The bytes arrived but are not the object's: do not resume
                             // past them.
-                            Err(SourceError::Integrity { key, message })
+                            Err(SourceError::Integrity {
+                                key,
+                                message: format!(
+                                    "the checksum S3 stored does not match the bytes received ({})",
+                                    std::error::Error::source(&e)
+                                        .map_or_else(|| e.to_string(), |s| s.to_string())
+                                ),
+                            })
                         } else {
                             Err(SourceError::Remote {
                                 key,

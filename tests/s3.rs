@@ -1,0 +1,520 @@
+//! `s3://` sources end to end: moto (S3 and KMS) on a free loopback port, with
+//! `tests/interop/fault_proxy.py` in front where a test needs the failures S3 documents
+//! (moto does not enforce SSE-C keys or KMS key state, and never fails on its own).
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use common::tools::Moto;
+use common::{Run, files_under, gcrec_s3};
+use gcrec_fetch::source::SseCustomerKey;
+use gcrec_testkit::servers::{FaultProxy, Sse, upload_with};
+use gcrec_testkit::{Export, ExportSpec, GenRecording};
+use serde_json::{Value, json};
+
+const BUCKET: &str = "exports";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+async fn create_bucket(moto: &Moto) {
+    moto.s3_client()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Uploads the objects of `export` whose key starts with `prefix`.
+async fn upload(moto: &Moto, export: &Export, prefix: &str, sse: &Sse) {
+    let objects = export
+        .objects()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, b)| (k, b, HashMap::new()));
+    upload_with(&moto.s3_client(), BUCKET, sse, objects).await;
+}
+
+/// The manifest's recording lines, by key.
+fn manifest(out: &Path) -> BTreeMap<String, Value> {
+    std::fs::read_to_string(out.join("gcrec-manifest.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "recording")
+        .map(|v| (v["key"].as_str().unwrap().to_owned(), v))
+        .collect()
+}
+
+/// Every media file of `recordings` is in `out`, byte for byte.
+fn assert_identical<'a>(out: &Path, recordings: impl IntoIterator<Item = &'a GenRecording>) {
+    let mut n = 0;
+    for r in recordings {
+        let Some(key) = &r.media_key else { continue };
+        let got = std::fs::read(out.join(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(got == r.media_body(), "{key} differs");
+        n += 1;
+    }
+    assert!(n > 0, "nothing compared");
+}
+
+/// No temporary file anywhere under `out`.
+fn assert_no_temp_files(out: &Path) {
+    let temps: Vec<String> = files_under(out)
+        .into_iter()
+        .filter(|f| f.contains(".gcrec-tmp-"))
+        .collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+}
+
+fn pull(endpoint: &str, source: &str, out: &Path, extra: &[&str]) -> Run {
+    let out = out.display().to_string();
+    let mut args = vec!["pull", source, "--out", out.as_str(), "--jobs", "4"];
+    args.extend_from_slice(extra);
+    gcrec_s3(endpoint, args, &[])
+}
+
+fn small_export(orgs: usize) -> Export {
+    Export::generate(ExportSpec {
+        seed: 44,
+        orgs,
+        days: 1,
+        hour_step: 3,
+        ..ExportSpec::default()
+    })
+}
+
+#[test]
+fn sse_s3_kms_and_c_are_recorded_and_expect_sse_is_enforced() {
+    let export = small_export(3);
+    let moto = Moto::start();
+    let rt = runtime();
+    let arn = rt.block_on(moto.create_kms_key());
+    let sse_c = [7u8; 32];
+    rt.block_on(create_bucket(&moto));
+    let modes = [Sse::S3, Sse::Kms(arn.clone()), Sse::Customer(sse_c)];
+    for (org, sse) in export.orgs.iter().zip(&modes) {
+        rt.block_on(upload(&moto, &export, org, sse));
+    }
+    let mut proxy = FaultProxy::start(&moto.endpoint);
+    let md5 = SseCustomerKey::new(&sse_c).md5().to_owned();
+    proxy.add(
+        json!({"key": format!("/{BUCKET}/{}/", export.orgs[2]), "action": "ssec", "md5": md5}),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let key_file = tmp.path().join("sse-c.key");
+    std::fs::write(&key_file, sse_c).unwrap();
+    let wrong_key_file = tmp.path().join("wrong.key");
+    std::fs::write(&wrong_key_file, [8u8; 32]).unwrap();
+    let key_file = key_file.display().to_string();
+
+    // Listing with pruning over S3: only the partitions of the range are listed.
+    let ls = gcrec_s3(
+        &proxy.endpoint,
+        [
+            "ls",
+            "--json",
+            "s3://exports",
+            "--from",
+            "2024-03-01T06:00Z",
+            "--to",
+            "2024-03-01T12:00Z",
+        ],
+        &[],
+    );
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    let expected: std::collections::BTreeSet<String> = export
+        .recordings
+        .iter()
+        .filter(|r| (6..12).contains(&chrono::Timelike::hour(&r.conversation_start)))
+        .map(|r| r.recording_id.clone())
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(ls.ids("recording"), expected);
+    let lists: Vec<String> = proxy
+        .log()
+        .iter()
+        .filter(|e| e["method"] == "GET" && e["path"].as_str().unwrap().contains("list-type=2"))
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect();
+    for hour in [
+        "hour=00", "hour=03", "hour=12", "hour=15", "hour=18", "hour=21",
+    ] {
+        assert!(
+            !lists.iter().any(|p| p.contains(hour)),
+            "{hour} lies outside the range but was listed: {lists:#?}"
+        );
+    }
+
+    // Each organization pulls with the SSE it has, recorded per object.
+    let cases: [(&str, Vec<&str>, Value); 3] = [
+        (
+            &export.orgs[0],
+            vec!["--expect-sse", "AES256"],
+            json!({"mode": "aes256", "kms_key_id": null}),
+        ),
+        (
+            &export.orgs[1],
+            vec!["--expect-sse"],
+            json!({"mode": "aws_kms", "kms_key_id": arn}),
+        ),
+        (
+            &export.orgs[2],
+            vec!["--sse-c-key-file", &key_file],
+            json!({"mode": "customer_key", "kms_key_id": null}),
+        ),
+    ];
+    let expect_kms = format!("aws:kms:{arn}");
+    for (org, mut extra, sse) in cases {
+        if extra == ["--expect-sse"] {
+            extra.push(&expect_kms);
+        }
+        let out = tmp.path().join(format!("out-{org}"));
+        let run = pull(
+            &proxy.endpoint,
+            &format!("s3://{BUCKET}/{org}"),
+            &out,
+            &extra,
+        );
+        assert_eq!(run.code, 0, "{org}: {}", run.stderr);
+        let recordings: Vec<&GenRecording> = export
+            .recordings
+            .iter()
+            .filter(|r| r.media_key.as_deref().is_some_and(|k| k.starts_with(org)))
+            .collect();
+        assert_identical(&out, recordings.iter().copied());
+        let m = manifest(&out);
+        assert_eq!(m.len(), recordings.len());
+        for entry in m.values() {
+            assert_eq!(entry["status"], "ok");
+            assert_eq!(entry["sse"], sse, "{}", entry["key"]);
+            assert!(
+                entry["checked"].as_array().is_some_and(|c| !c.is_empty()),
+                "{entry}"
+            );
+        }
+    }
+
+    // --expect-sse fails objects encrypted otherwise, and writes nothing for them.
+    let out = tmp.path().join("wrong-expectation");
+    let org1 = export.orgs[1].as_str();
+    let run = pull(
+        &proxy.endpoint,
+        &format!("s3://{BUCKET}/{org1}"),
+        &out,
+        &["--expect-sse", "AES256"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "server-side encryption is aws:kms with key {arn}, expected AES256"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(files_under(&out).is_empty(), "{:?}", files_under(&out));
+    let run = pull(
+        &proxy.endpoint,
+        &format!("s3://{BUCKET}/{org1}"),
+        &out,
+        &[
+            "--expect-sse",
+            "aws:kms:arn:aws:kms:us-east-1:000000000000:key/another",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("expected aws:kms with key arn:aws:kms:us-east-1:000000000000:key/another"),
+        "{}",
+        run.stderr
+    );
+
+    // SSE-C objects without their key, or with another one: a permission error (3)
+    // that says what to give.
+    let org2 = export.orgs[2].as_str();
+    let out = tmp.path().join("no-sse-c-key");
+    let run = pull(&proxy.endpoint, &format!("s3://{BUCKET}/{org2}"), &out, &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("encrypted with SSE-C: give its key with --sse-c-key-file"),
+        "{}",
+        run.stderr
+    );
+    let wrong = wrong_key_file.display().to_string();
+    let run = pull(
+        &proxy.endpoint,
+        &format!("s3://{BUCKET}/{org2}"),
+        &out,
+        &["--sse-c-key-file", &wrong],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not this object's key"),
+        "{}",
+        run.stderr
+    );
+    assert!(files_under(&out).is_empty());
+    assert!(
+        !run.stderr.contains("CAcHBwcH"),
+        "the SSE-C key never appears in messages"
+    );
+}
+
+/// An export with media large enough to be fetched as ranged parts (with the small part
+/// settings the tests pass) beside small ones.
+fn mixed_size_export() -> Export {
+    Export::generate(ExportSpec {
+        seed: 45,
+        orgs: 1,
+        days: 1,
+        hour_step: 2,
+        call_bytes: 600 * 1024,
+        screen_bytes: 500 * 1024,
+        ..ExportSpec::default()
+    })
+}
+
+const SMALL_PARTS: [&str; 6] = [
+    "--part-threshold",
+    "262144",
+    "--part-size",
+    "131072",
+    "--max-buffer",
+    "1048576",
+];
+
+fn media(export: &Export, large: bool) -> Vec<&GenRecording> {
+    export
+        .recordings
+        .iter()
+        .filter(|r| r.media_key.is_some() && (r.media_body().len() > 262_144) == large)
+        .collect()
+}
+
+fn key_path(r: &GenRecording) -> String {
+    format!("/{BUCKET}/{}", r.media_key.as_ref().unwrap())
+}
+
+#[test]
+fn throttling_resets_and_truncated_bodies_end_in_identical_bytes() {
+    let export = mixed_size_export();
+    let moto = Moto::start();
+    let rt = runtime();
+    rt.block_on(create_bucket(&moto));
+    rt.block_on(upload(&moto, &export, "", &Sse::None));
+    let (large, small) = (media(&export, true), media(&export, false));
+    assert!(
+        large.len() >= 3 && small.len() >= 3,
+        "{} large, {} small",
+        large.len(),
+        small.len()
+    );
+    let mut proxy = FaultProxy::start(&moto.endpoint);
+    let slow_down = json!({"action": "status", "status": 503, "code": "SlowDown", "message": "Please reduce your request rate."});
+    let mut rule = |r: &GenRecording, extra: Value| {
+        let mut rule = extra;
+        rule["key"] = json!(key_path(r));
+        proxy.add(rule);
+    };
+    // A burst of SlowDown on a small object and on a large one's parts.
+    let mut burst = slow_down.clone();
+    burst["times"] = json!(3);
+    burst["method"] = json!("GET");
+    rule(small[0], burst.clone());
+    let mut ranged_burst = burst.clone();
+    ranged_burst["ranged"] = json!(true);
+    rule(large[0], ranged_burst);
+    // Connection reset half-way through a body; a body cut short.
+    rule(
+        small[1],
+        json!({"method": "GET", "action": "reset", "fraction": 0.5, "times": 1}),
+    );
+    rule(
+        large[1],
+        json!({"method": "GET", "ranged": true, "action": "reset", "fraction": 0.5, "times": 2}),
+    );
+    rule(
+        small[2],
+        json!({"method": "GET", "action": "truncate", "fraction": 0.3, "times": 1}),
+    );
+    rule(
+        large[2],
+        json!({"method": "GET", "ranged": true, "action": "truncate", "fraction": 0.7, "times": 1}),
+    );
+    // 500s on HEAD and on the listing.
+    rule(
+        large[2],
+        json!({"method": "HEAD", "action": "status", "status": 500, "code": "InternalError", "message": "We encountered an internal error. Please try again.", "times": 2}),
+    );
+    proxy.add(json!({"key": "list-type=2", "action": "status", "status": 503, "code": "SlowDown", "message": "Please reduce your request rate.", "times": 2}));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let run = pull(&proxy.endpoint, "s3://exports", tmp.path(), &SMALL_PARTS);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_identical(tmp.path(), &export.recordings);
+    assert_no_temp_files(tmp.path());
+    let log = proxy.log();
+    let count = |status: i64| log.iter().filter(|e| e["status"] == status).count();
+    assert_eq!(count(503), 8, "every SlowDown was answered and retried");
+    assert_eq!(count(500), 2);
+    // The reset small body was resumed from where it broke, not restarted.
+    let resumed: Vec<&Value> = log
+        .iter()
+        .filter(|e| {
+            e["path"].as_str().unwrap().starts_with(&key_path(small[1])) && !e["range"].is_null()
+        })
+        .collect();
+    assert!(
+        resumed
+            .iter()
+            .any(|e| !e["range"].as_str().unwrap().starts_with("bytes=0-")),
+        "{resumed:#?}"
+    );
+    let m = manifest(tmp.path());
+    assert!(m.values().all(|e| e["status"] == "ok"));
+    let big = &m[large[0].media_key.as_ref().unwrap()];
+    assert_eq!(big["size"], large[0].media_body().len());
+}
+
+#[test]
+fn corrupted_bytes_and_objects_replaced_mid_download_never_reach_the_output() {
+    let export = mixed_size_export();
+    let moto = Moto::start();
+    let rt = runtime();
+    rt.block_on(create_bucket(&moto));
+    rt.block_on(upload(&moto, &export, "", &Sse::None));
+    let (large, small) = (media(&export, true), media(&export, false));
+    let mut proxy = FaultProxy::start(&moto.endpoint);
+    // One flipped bit in a small body and in a large one's part: the stored checksum
+    // (CRC32, which the SDK sends on upload) no longer matches.
+    proxy.add(json!({"key": key_path(small[0]), "method": "GET", "action": "flip", "offset": 100}));
+    proxy.add(json!({"key": key_path(large[0]), "method": "GET", "ranged": true, "action": "flip", "offset": 5000, "times": 1}));
+    // The object is overwritten after its first part was served.
+    proxy.add(json!({"key": key_path(large[1]), "method": "GET", "ranged": true, "action": "replace", "body_hex": "00".repeat(300_000), "times": 1}));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = SMALL_PARTS.to_vec();
+    args.extend(["--parts-per-object", "1"]);
+    let run = pull(&proxy.endpoint, "s3://exports", tmp.path(), &args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let m = manifest(tmp.path());
+    let bad = [small[0], large[0], large[1]];
+    for (r, reason) in bad.iter().zip([
+        "integrity check failed",
+        "integrity check failed",
+        "changed while being read",
+    ]) {
+        let key = r.media_key.as_ref().unwrap();
+        let entry = &m[key];
+        assert_eq!(
+            entry["status"],
+            "failed",
+            "{key}: {:#?}",
+            proxy
+                .log()
+                .iter()
+                .filter(|e| e["path"].as_str().unwrap().starts_with(&key_path(r)))
+                .collect::<Vec<_>>()
+        );
+        let error = entry["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{key}: {error}");
+        assert!(!tmp.path().join(key).exists(), "{key} must not be released");
+    }
+    let good: Vec<&GenRecording> = export
+        .recordings
+        .iter()
+        .filter(|r| !bad.iter().any(|b| b.recording_id == r.recording_id))
+        .collect();
+    assert_identical(tmp.path(), good);
+    assert_no_temp_files(tmp.path());
+}
+
+#[test]
+fn kms_failures_name_the_object_the_key_and_what_is_missing() {
+    let export = small_export(1);
+    let moto = Moto::start();
+    let rt = runtime();
+    let arn = rt.block_on(moto.create_kms_key());
+    rt.block_on(create_bucket(&moto));
+    rt.block_on(upload(&moto, &export, "", &Sse::Kms(arn.clone())));
+    let media: Vec<&GenRecording> = export
+        .recordings
+        .iter()
+        .filter(|r| r.media_key.is_some())
+        .collect();
+    let mut proxy = FaultProxy::start(&moto.endpoint);
+    let failures = [
+        (
+            400,
+            "KMS.DisabledException",
+            format!("{arn} is disabled."),
+            "disabled, missing or not usable",
+        ),
+        (
+            400,
+            "KMS.NotFoundException",
+            format!("Key '{arn}' does not exist"),
+            "disabled, missing or not usable",
+        ),
+        (
+            403,
+            "AccessDenied",
+            format!(
+                "User: arn:aws:iam::123456789012:user/auditor is not authorized to perform: kms:Decrypt on resource: {arn} because no identity-based policy allows the kms:Decrypt action"
+            ),
+            "the caller needs kms:Decrypt",
+        ),
+        (
+            400,
+            "KMS.KMSInvalidStateException",
+            format!("{arn} is pending deletion."),
+            "disabled, missing or not usable",
+        ),
+    ];
+    for (r, (status, code, message, _)) in media.iter().zip(&failures) {
+        proxy.add(json!({"key": key_path(r), "method": "GET", "action": "status", "status": status, "code": code, "message": message}));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = pull(&proxy.endpoint, "s3://exports", tmp.path(), &[]);
+    assert_eq!(run.code, 3, "a permission failure: {}", run.stderr);
+    let m = manifest(tmp.path());
+    for (r, (_, code, _, hint)) in media.iter().zip(&failures) {
+        let key = r.media_key.as_ref().unwrap();
+        let error = m[key]["error"].as_str().unwrap();
+        for needed in [key.as_str(), code, arn.as_str(), hint] {
+            assert!(error.contains(needed), "{key}: {error:?} lacks {needed:?}");
+        }
+        assert!(!tmp.path().join(key).exists());
+    }
+    assert_identical(tmp.path(), media[failures.len()..].iter().copied());
+}
+
+#[test]
+fn a_bucket_in_another_region_is_followed_there() {
+    let export = small_export(1);
+    let moto = Moto::start();
+    let rt = runtime();
+    rt.block_on(create_bucket(&moto));
+    rt.block_on(upload(&moto, &export, "", &Sse::None));
+    let mut proxy = FaultProxy::start(&moto.endpoint);
+    proxy.add(json!({"action": "redirect", "region": "eu-west-1"}));
+    let tmp = tempfile::tempdir().unwrap();
+    let run = pull(&proxy.endpoint, "s3://exports", tmp.path(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_identical(tmp.path(), &export.recordings);
+    let log = proxy.log();
+    assert_eq!(log[0]["region"], "us-east-1");
+    assert_eq!(log[0]["status"], 301);
+    let moved = log.iter().filter(|e| e["region"] == "eu-west-1").count();
+    assert!(
+        moved > 0 && log.iter().filter(|e| e["status"] == 301).count() == 1,
+        "{log:#?}"
+    );
+}
