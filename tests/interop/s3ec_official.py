@@ -6,6 +6,9 @@ metadata). Checks that the official client decrypts each object back, and prints
 {"kms_key_id": ...} on stdout.
 
 usage: s3ec_official.py --endpoint http://127.0.0.1:PORT --suite v3|v2 --out DIR FILE...
+       s3ec_official.py --endpoint ... --suite ... --bucket B --root DIR FILE...
+With --root, each FILE is stored under its path relative to DIR (an export's key) and
+left in the bucket; nothing is saved locally.
 """
 import argparse
 import json
@@ -22,7 +25,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--endpoint", required=True)
     p.add_argument("--suite", choices=["v2", "v3"], default="v3")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--root")
     p.add_argument("--bucket", default="interop")
     p.add_argument("files", nargs="+")
     a = p.parse_args()
@@ -45,12 +49,15 @@ def main():
     # downloads go through a separate one.
     encrypting = boto3.client("s3", **common)
     client = S3EncryptionClient(encrypting, S3EncryptionClientConfig(keyring=KmsKeyring(kms, key_id), **options))
-    os.makedirs(a.out, exist_ok=True)
+    if not a.root:
+        os.makedirs(a.out, exist_ok=True)
     for path in a.files:
-        name = os.path.basename(path)
+        name = os.path.relpath(path, a.root) if a.root else os.path.basename(path)
         data = open(path, "rb").read()
         client.put_object(Bucket=a.bucket, Key=name, Body=data)
         assert client.get_object(Bucket=a.bucket, Key=name)["Body"].read() == data
+        if a.root:
+            continue
         raw = s3.get_object(Bucket=a.bucket, Key=name)
         body = raw["Body"].read()
         assert body != data, "the raw download came back decrypted"

@@ -82,12 +82,10 @@ pub struct KeyInfo {
     pub user_ids: Vec<String>,
 }
 
-/// An OpenPGP secret key and the passphrase that unlocks it.
+/// An OpenPGP secret key, unlocked (protection removed when it was loaded).
 pub struct PgpKey {
     /// The key.
     pub key: SignedSecretKey,
-    /// The passphrase (empty when the key is not protected).
-    pub passphrase: Password,
     /// Where it came from.
     pub source: PathBuf,
 }
@@ -239,17 +237,16 @@ fn rsa_info(key: &RsaPrivateKey) -> (KeyInfo, String) {
     (info, fingerprint)
 }
 
-/// Checks a passphrase against every protected component of an OpenPGP key.
-fn pgp_unlocks(key: &SignedSecretKey, pw: &Password) -> bool {
-    let primary = key
-        .primary_key
-        .unlock(pw, |_, _| Ok(()))
-        .is_ok_and(|r| r.is_ok());
-    primary
-        && key
-            .secret_subkeys
-            .iter()
-            .all(|s| s.key.unlock(pw, |_, _| Ok(())).is_ok_and(|r| r.is_ok()))
+/// The key with the protection removed from every component, if the passphrase opens
+/// them all. Unlocking once here matters: an iterated S2K costs tens of megabytes of
+/// SHA-1 per component, which rPGP would otherwise pay again for every message.
+fn pgp_unlocked(key: &SignedSecretKey, pw: &Password) -> Option<SignedSecretKey> {
+    let mut unlocked = key.clone();
+    unlocked.primary_key.remove_password(pw).ok()?;
+    for sub in &mut unlocked.secret_subkeys {
+        sub.key.remove_password(pw).ok()?;
+    }
+    Some(unlocked)
 }
 
 enum Parsed {
@@ -427,18 +424,16 @@ impl Keyring {
                 let mut infos = Vec::new();
                 for key in keys {
                     let info = pgp_info(&key);
-                    let passphrase = if info.protected {
+                    let key = if info.protected {
                         let id = info.key_ids[0].clone();
                         unlock_with(path, &id, passphrases, |pw| {
-                            let pw = Password::from(pw.as_bytes());
-                            pgp_unlocks(&key, &pw).then_some(pw)
+                            pgp_unlocked(&key, &Password::from(pw.as_bytes()))
                         })?
                     } else {
-                        Password::empty()
+                        key
                     };
                     self.pgp.push(PgpKey {
                         key,
-                        passphrase,
                         source: path.to_owned(),
                     });
                     infos.push(info);

@@ -130,10 +130,9 @@ where
         });
     }
     let secret_keys = candidates.iter().map(|&i| &keys.pgp[i].key).collect();
-    let passwords: Vec<&Password> = candidates
-        .iter()
-        .map(|&i| &keys.pgp[i].passphrase)
-        .collect();
+    // Keys are unlocked when loaded.
+    let unlocked = Password::empty();
+    let passwords: Vec<&Password> = vec![&unlocked; candidates.len()];
     let ring = TheRing {
         secret_keys,
         key_passwords: passwords,

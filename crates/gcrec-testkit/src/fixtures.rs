@@ -64,11 +64,30 @@ impl Fixture for MemoryFixture {
     }
 }
 
-/// A fresh bucket on a moto server of its own.
+/// The S3 server behind an [`S3Fixture`].
+#[derive(Debug)]
+pub enum S3Server {
+    /// moto (Python).
+    Moto(crate::servers::Moto),
+    /// s3s-fs (Rust).
+    S3sFs(crate::servers::S3sFs),
+}
+
+impl S3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            S3Server::Moto(m) => &m.endpoint,
+            S3Server::S3sFs(s) => &s.endpoint,
+        }
+    }
+}
+
+/// A fresh bucket on an S3 server of its own.
 #[derive(Debug)]
 pub struct S3Fixture {
     /// The server (stopped with the fixture).
-    pub moto: crate::servers::Moto,
+    pub server: S3Server,
     /// A raw client, for putting objects.
     pub client: aws_sdk_s3::Client,
     /// The bucket.
@@ -79,8 +98,16 @@ pub struct S3Fixture {
 impl S3Fixture {
     /// Starts moto and creates an empty bucket.
     pub async fn new() -> Self {
-        let moto = crate::servers::Moto::start();
-        let client = moto.s3_client();
+        Self::on(S3Server::Moto(crate::servers::Moto::start())).await
+    }
+
+    /// Starts s3s-fs and creates an empty bucket.
+    pub async fn s3s_fs() -> Self {
+        Self::on(S3Server::S3sFs(crate::servers::S3sFs::start())).await
+    }
+
+    async fn on(server: S3Server) -> Self {
+        let client = crate::servers::s3_client_for(server.endpoint());
         let bucket = "conformance".to_owned();
         client
             .create_bucket()
@@ -92,9 +119,10 @@ impl S3Fixture {
             force_path_style: true,
             ..S3Options::default()
         };
-        let source = Arc::new(S3Source::new(&moto.sdk_config(), &bucket, options));
+        let config = crate::servers::sdk_config_for(server.endpoint());
+        let source = Arc::new(S3Source::new(&config, &bucket, options));
         Self {
-            moto,
+            server,
             client,
             bucket,
             source,

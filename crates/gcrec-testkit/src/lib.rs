@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod conformance;
+pub mod encrypted;
 pub mod export;
 pub mod faults;
 pub mod fixtures;

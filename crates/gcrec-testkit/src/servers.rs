@@ -93,19 +93,7 @@ impl Moto {
 
     /// An SDK configuration for this server (static test credentials, us-east-1).
     pub fn sdk_config(&self) -> aws_types::SdkConfig {
-        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
-        aws_types::SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "gcrec-tests",
-            )))
-            .endpoint_url(&self.endpoint)
-            .build()
+        sdk_config_for(&self.endpoint)
     }
 
     /// Creates a KMS key in this server and returns its ARN.
@@ -124,10 +112,95 @@ impl Moto {
 
     /// A raw S3 client (path-style) for putting test objects.
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        s3_client_for(&self.endpoint)
+    }
+}
+
+/// An SDK configuration for a local server: static test credentials (`test`/`test`),
+/// us-east-1, the endpoint.
+pub fn sdk_config_for(endpoint: &str) -> aws_types::SdkConfig {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "loopback only");
+    aws_types::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "gcrec-tests",
+        )))
+        .endpoint_url(endpoint)
+        .build()
+}
+
+/// A raw, path-style S3 client for a local server.
+pub fn s3_client_for(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(&sdk_config_for(endpoint))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// s3s-fs, a second S3 implementation (Rust; enforces SigV4 and checksums), serving a
+/// directory on a free 127.0.0.1 port: each folder of `data` is a bucket.
+#[derive(Debug)]
+pub struct S3sFs {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The directory served.
+    pub data: tempfile::TempDir,
+}
+
+impl S3sFs {
+    /// Starts one over a fresh directory and waits until it answers.
+    pub fn start() -> S3sFs {
+        let bin = tools_dir().join("cargo/bin/s3s-fs");
+        assert!(
+            bin.is_file(),
+            "{} is missing: run scripts/test, which runs `cargo install s3s-fs --version 0.14.1 --locked --features binary --root target/tools/cargo`",
+            bin.display()
+        );
+        let data = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", "test", "--secret-key", "test"])
+            .arg(data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not answer on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        S3sFs {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            data,
+        }
+    }
+
+    /// A raw client for putting test objects.
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        s3_client_for(&self.endpoint)
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -295,4 +368,24 @@ impl Drop for FaultProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Uploads a file (streamed from disk, one PUT) into an existing bucket.
+pub async fn put_file(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &std::path::Path,
+) {
+    let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
 }

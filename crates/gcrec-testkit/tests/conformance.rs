@@ -14,3 +14,7 @@ mod memory {
 mod s3_moto {
     gcrec_testkit::conformance_tests!(gcrec_testkit::fixtures::S3Fixture::new().await);
 }
+
+mod s3_s3s_fs {
+    gcrec_testkit::conformance_tests!(gcrec_testkit::fixtures::S3Fixture::s3s_fs().await);
+}

@@ -71,6 +71,14 @@ impl BodyReader {
         }
     }
 
+    /// Also copies every byte read into `tee` (`--keep-encrypted`), starting with those
+    /// already buffered.
+    fn tee_into(&mut self, mut tee: PendingFile) -> io::Result<()> {
+        tee.write_all(&self.current)?;
+        self.tee = Some(tee);
+        Ok(())
+    }
+
     /// Reads (and discards) whatever the decryptor left unread, so the download's own
     /// checks run to the end. Returns how many bytes that was.
     fn drain(&mut self) -> io::Result<u64> {
@@ -276,15 +284,10 @@ pub async fn decrypt_object(
         ctx.received.clone(),
         ctx.cancel.clone(),
     );
-    let keep = match &job.keep_encrypted {
-        Some(path) => Some((PendingFile::create(path)?, path.clone())),
-        None => None,
-    };
-    let (keep_file, keep_path) = match keep {
-        Some((f, p)) => (Some(f), Some(p)),
-        None => (None, None),
-    };
-    reader.tee = keep_file;
+    if let Some(path) = &job.keep_encrypted {
+        reader.tee_into(PendingFile::create(path)?)?;
+    }
+    let keep_path = job.keep_encrypted.clone();
     let destination = job.destination.clone();
     let key = job.key.clone();
     let size = info.size;
@@ -319,6 +322,13 @@ pub async fn decrypt_object(
         })
         .await??;
     if let (Some(tee), Some(path)) = (tee, keep_path) {
+        anyhow::ensure!(
+            tee.written() == info.size,
+            "{}: kept {} of {} downloaded bytes",
+            job.key,
+            tee.written(),
+            info.size
+        );
         tee.release()
             .with_context(|| format!("keeping the downloaded bytes at {}", path.display()))?;
         save_object_metadata(&path, &info)?;

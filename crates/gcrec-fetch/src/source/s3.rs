@@ -118,6 +118,18 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), SourceError> {
     Ok((bucket.to_owned(), prefix))
 }
 
+/// Keys that climb out of a directory are never requested: the layout never produces
+/// them, and S3-compatible stores backed by a file system may resolve them.
+fn refuse_unsafe(key: &str) -> Result<(), SourceError> {
+    if crate::layout::is_safe_key(key) {
+        Ok(())
+    } else {
+        Err(SourceError::UnsafeKey {
+            key: key.to_owned(),
+        })
+    }
+}
+
 fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
@@ -412,6 +424,7 @@ impl ObjectSource for S3Source {
     }
 
     async fn head(&self, key: &str, request: &GetRequest) -> Result<ObjectInfo, SourceError> {
+        refuse_unsafe(key)?;
         let out = self
             .call(|client| {
                 let mut call = client
@@ -436,6 +449,7 @@ impl ObjectSource for S3Source {
     }
 
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
+        refuse_unsafe(key)?;
         let range = match request.range {
             Some(r) => Some(match r.end {
                 Some(end) if end > r.start => format!("bytes={}-{}", r.start, end - 1),
@@ -496,6 +510,15 @@ impl ObjectSource for S3Source {
             }
             Err(e) => return Err(self.error(key, e)),
         };
+        // Some S3-compatible stores ignore If-Match: check the answer too.
+        if let (Some(want), Some(got)) = (&request.if_match, out.e_tag())
+            && want != got
+        {
+            return Err(SourceError::Changed {
+                key: key.to_owned(),
+                expected: want.clone(),
+            });
+        }
         let length = out.content_length().unwrap_or_default().max(0) as u64;
         // `Content-Range: bytes START-END/SIZE` on ranged reads.
         let (start, size) = match out.content_range().and_then(|r| r.strip_prefix("bytes ")) {

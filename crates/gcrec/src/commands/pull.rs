@@ -383,6 +383,22 @@ struct Totals {
 pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     let started = Utc::now();
     let clock = Instant::now();
+    // Ctrl-C from the start: before any work, it simply ends the run.
+    let cancel: Arc<AtomicBool> = Arc::default();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let (cancel, interrupted) = (cancel.clone(), interrupted.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::SeqCst);
+                cancel.store(true, Ordering::SeqCst);
+                eprintln!("\ngcrec: interrupted: finishing up (Ctrl-C again to stop at once)");
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(crate::exit::INTERRUPTED));
+                }
+            }
+        });
+    }
     let mut filter = filters::build(&args.filter)?;
     filter.shard = shard(&args)?;
     let keys = if args.dry_run {
@@ -420,22 +436,8 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         expect_sse: args.expect_sse.clone(),
     };
     ctx.budget = ByteBudget::new(args.transfer.max_buffer);
+    ctx.cancel = cancel.clone();
     let ctx = Arc::new(ctx);
-    let cancel = ctx.cancel.clone();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let (cancel, interrupted) = (cancel.clone(), interrupted.clone());
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupted.store(true, Ordering::SeqCst);
-                cancel.store(true, Ordering::SeqCst);
-                eprintln!("\ngcrec: interrupted: finishing up (Ctrl-C again to stop at once)");
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(i32::from(crate::exit::INTERRUPTED));
-                }
-            }
-        });
-    }
     let progress = Progress::new(global.quiet);
     let follower = progress.follow(ctx.received.clone());
 
