@@ -173,3 +173,55 @@ fn the_readme_shows_real_ls_output() {
         "update README.md's ls example with the output above"
     );
 }
+
+#[test]
+fn the_readme_first_command_pulls_the_example_as_it_says() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let command = readme
+        .lines()
+        .find(|l| l.starts_with("cargo run -- pull examples/export"))
+        .expect("README's first command");
+    let out = tempfile::tempdir().unwrap();
+    let args: Vec<String> = command
+        .trim_start_matches("cargo run --")
+        .split_whitespace()
+        .map(|a| {
+            if a == "recordings" {
+                out.path().join("recordings").display().to_string()
+            } else {
+                a.to_owned()
+            }
+        })
+        .collect();
+    let quoted = |after: &str| {
+        let from = readme.find(after).expect(after) + after.len();
+        let to = readme[from..].find('`').unwrap() + from;
+        readme[from..to]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let run = |args: &[String]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gcrec"))
+            .args(args)
+            .current_dir(repo_root())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let said = quoted("The summary reads `");
+    assert!(
+        stderr.starts_with(&said),
+        "README says {said:?}; gcrec printed {stderr:?}"
+    );
+    let (code, stderr) = run(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let said = quoted("Run the command again and it pulls nothing (`");
+    assert!(
+        stderr.starts_with(&said),
+        "README says {said:?}; gcrec printed {stderr:?}"
+    );
+}

@@ -28,6 +28,9 @@ pub enum Status {
     Ok,
     /// Not written; `error` says why.
     Failed,
+    /// A sidecar whose media object is not in the export: the sidecar was copied, the
+    /// orphan is reported (as `ls` reports it), not a failure.
+    NoMedia,
 }
 
 /// One output file.
@@ -91,6 +94,9 @@ pub struct Entry {
     pub error: Option<String>,
     /// When it completed (UTC).
     pub completed_at: Option<DateTime<Utc>>,
+    /// Whether the failure was about access (not written: it decides the exit code).
+    #[serde(skip)]
+    pub permission: bool,
 }
 
 /// A line of the manifest.
@@ -210,7 +216,7 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 /// Whether a completed entry's outputs are all on disk as recorded: same size, and
 /// with `rehash` the same SHA-256.
 pub fn outputs_intact(dir: &Path, entry: &Entry, rehash: bool) -> bool {
-    entry.status == Some(Status::Ok)
+    matches!(entry.status, Some(Status::Ok | Status::NoMedia))
         && !entry.outputs.is_empty()
         && entry.outputs.iter().all(|o| {
             let path = dir.join(&o.path);

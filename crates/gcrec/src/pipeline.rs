@@ -100,7 +100,8 @@ impl BufRead for BodyReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.current.is_empty() && !self.done {
             if self.cancel.load(Ordering::Relaxed) {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+                // Not `ErrorKind::Interrupted`: readers retry that one, forever.
+                return Err(io::Error::other("interrupted (Ctrl-C)"));
             }
             match self.rx.blocking_recv() {
                 Some(Ok(chunk)) => {

@@ -252,11 +252,17 @@ impl Run {
         };
         if r.media.is_empty() {
             let mut e = self.entry(&r, keys.first().copied().unwrap_or_default());
-            e.error =
-                Some("no media object beside this sidecar (an orphan in the export)".to_owned());
-            if let Some(Ok(out)) = sidecar {
-                e.sidecar_sha256 = Some(out.sha256.clone());
-                e.outputs.push(out);
+            match sidecar {
+                Some(Ok(out)) => {
+                    e.status = Some(Status::NoMedia);
+                    e.sidecar_sha256 = Some(out.sha256.clone());
+                    e.outputs.push(out);
+                }
+                Some(Err((err, permission))) => {
+                    e.error = Some(format!("sidecar: {err}"));
+                    e.permission = permission;
+                }
+                None => {}
             }
             return Done::Pulled(vec![finish(e)]);
         }
@@ -268,10 +274,14 @@ impl Run {
                     e.sidecar_sha256 = Some(out.sha256.clone());
                     e.outputs.push(out.clone());
                 }
-                Some(Err(err)) => e.error = Some(format!("sidecar: {err}")),
+                Some(Err((err, permission))) => {
+                    e.error = Some(format!("sidecar: {err}"));
+                    e.permission = *permission;
+                }
                 None => {}
             }
             if let Err(err) = self.media(&r, media, &mut e).await {
+                e.permission = is_permission(&err);
                 e.error = Some(match e.error.take() {
                     Some(first) => format!("{first}; {err:#}"),
                     None => format!("{err:#}"),
@@ -286,7 +296,7 @@ impl Run {
         &self,
         r: &Recording,
         s: &gcrec_fetch::source::ObjectSummary,
-    ) -> Result<OutputFile, String> {
+    ) -> Result<OutputFile, (String, bool)> {
         let go = async {
             let dest =
                 outpath::destination(self.layout, &self.out, &r.conversation_id, &s.key, false)?;
@@ -306,7 +316,8 @@ impl Run {
                 copied.downloaded.sha256,
             ))
         };
-        go.await.map_err(|e: anyhow::Error| format!("{e:#}"))
+        go.await
+            .map_err(|e: anyhow::Error| (format!("{e:#}"), is_permission(&e)))
     }
 
     async fn media(
@@ -358,10 +369,10 @@ impl Run {
 }
 
 fn finish(mut e: Entry) -> Entry {
-    e.status = Some(if e.error.is_some() {
-        Status::Failed
-    } else {
-        Status::Ok
+    e.status = Some(match (e.error.is_some(), e.status) {
+        (true, _) => Status::Failed,
+        (false, Some(status)) => status,
+        (false, None) => Status::Ok,
     });
     e.completed_at = Some(Utc::now());
     e
@@ -372,6 +383,8 @@ fn finish(mut e: Entry) -> Entry {
 struct Totals {
     pulled: u64,
     already: u64,
+    /// Sidecars whose media is not in the export (copied, reported).
+    sidecars_without_media: u64,
     would_pull: u64,
     failed: u64,
     unchecked_not_pulled: u64,
@@ -540,15 +553,24 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
                 continue;
             }
             let failed = e.status == Some(Status::Failed);
+            if e.status == Some(Status::NoMedia) {
+                totals.sidecars_without_media += 1;
+                if global.verbose > 0 {
+                    progress.println(&format!(
+                        "note: {}: a sidecar without its media (copied; reported in the manifest)",
+                        e.key
+                    ));
+                }
+            }
             match (status, failed) {
                 (_, true) => {
                     totals.failed += 1;
                     let reason = e.error.clone().unwrap_or_default();
-                    permission |= is_permission(&reason);
+                    permission |= e.permission;
                     progress.println(&format!("gcrec: failed: {}: {reason}", e.source));
                     failures.push(format!("{}: {reason}", e.key));
                 }
-                ("pulled", false) => {
+                ("pulled", false) if e.status == Some(Status::Ok) => {
                     totals.pulled += 1;
                     totals.bytes_downloaded += e.size.unwrap_or_default();
                     totals.bytes_written += e.outputs.iter().map(|o| o.size).sum::<u64>();
@@ -564,7 +586,8 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
                         ));
                     }
                 }
-                ("already", false) => totals.already += 1,
+                ("already", false) if e.status == Some(Status::Ok) => totals.already += 1,
+                ("pulled" | "already", false) => {}
                 _ => {
                     totals.would_pull += 1;
                     if !args.json {
@@ -655,9 +678,13 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             totals.pulled
         };
         eprintln!(
-            "{n} {verb}, {} already present, {} failed{}{} — {} downloaded in {:.1}s{}",
+            "{n} {verb}, {} already present, {} failed{}{}{} — {} downloaded in {:.1}s{}",
             totals.already,
             totals.failed,
+            match totals.sidecars_without_media {
+                0 => String::new(),
+                n => format!(", {n} sidecar(s) without media"),
+            },
             if unchecked > 0 {
                 format!(", {unchecked} unchecked not pulled (--include-unchecked)")
             } else {
@@ -701,9 +728,15 @@ fn run_shard_label(args: &PullArgs) -> Option<String> {
         .map(|s| format!("{}/{}", s.index, s.count))
 }
 
-/// Whether a failure reason is about access rather than the data.
-fn is_permission(reason: &str) -> bool {
-    reason.contains("access denied") || reason.contains("AccessDenied")
+/// Whether a failure is about access (credentials, IAM, KMS, SSE-C keys) rather than
+/// the data: exit code 3.
+fn is_permission(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<gcrec_fetch::source::SourceError>()
+            .is_some_and(|e| e.is_permission())
+            || c.downcast_ref::<gcrec_decrypt::object::DecryptError>()
+                .is_some_and(|e| e.is_permission())
+    })
 }
 
 /// The process's peak resident set (Linux `VmHWM`), for the run summary.
