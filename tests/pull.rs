@@ -621,3 +621,56 @@ fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     let rerun = run_cmd(&mut pull_local(built.dir.path(), out.path(), &[]));
     assert_eq!(rerun.code, 0, "{}", rerun.stderr);
 }
+
+#[test]
+fn verify_finds_missing_altered_and_extra_files() {
+    let built = local_export();
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run_cmd(&mut pull_local(built.dir.path(), out.path(), &[])).code,
+        0
+    );
+    let dir = out.path().to_str().unwrap();
+    let clean = gcrec(["verify", dir, "--json"]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    let files = files_under(out.path());
+    assert_eq!(
+        clean.summary()["ok"].as_u64().unwrap() as usize,
+        files.len()
+    );
+    // One byte changed (same size), one file gone, one file added.
+    let altered = &files[0];
+    let mut bytes = std::fs::read(out.path().join(altered)).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(out.path().join(altered), bytes).unwrap();
+    let missing = &files[1];
+    std::fs::remove_file(out.path().join(missing)).unwrap();
+    std::fs::write(out.path().join("planted.opus"), b"OggS").unwrap();
+    let run = gcrec(["verify", dir, "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let status: BTreeMap<String, String> = run
+        .json()
+        .iter()
+        .filter(|v| v["type"] == "file")
+        .map(|v| {
+            (
+                v["path"].as_str().unwrap().to_owned(),
+                v["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(status[altered.as_str()], "altered");
+    assert_eq!(status[missing.as_str()], "missing");
+    assert_eq!(status["planted.opus"], "extra");
+    let summary = run.summary();
+    assert_eq!(
+        (
+            summary["missing"].as_u64(),
+            summary["altered"].as_u64(),
+            summary["extra"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    let not_a_pull = gcrec(["verify", built.dir.path().to_str().unwrap()]);
+    assert_eq!(not_a_pull.code, 2, "{}", not_a_pull.stderr);
+}

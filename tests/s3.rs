@@ -589,3 +589,93 @@ fn a_one_gib_object_downloads_as_ranged_parts_byte_identical_in_bounded_memory()
     let m = manifest(&out);
     assert_eq!(m[key]["sha256_downloaded"].as_str().unwrap(), sha(&source));
 }
+
+#[test]
+fn legal_holds_go_on_and_off_version_by_version() {
+    let export = small_export(1);
+    let moto = Moto::start();
+    let rt = runtime();
+    let client = moto.s3_client();
+    rt.block_on(async {
+        client
+            .create_bucket()
+            .bucket("held")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        client.create_bucket().bucket("plain").send().await.unwrap();
+        for bucket in ["held", "plain"] {
+            let objects = export.objects().map(|(k, b)| (k, b, HashMap::new()));
+            upload_with(&client, bucket, &Sse::None, objects).await;
+        }
+    });
+    let objects = export.objects().count();
+    let hold = |args: &[&str]| {
+        let mut all = vec!["hold", "s3://held", "--json"];
+        all.extend_from_slice(args);
+        let run = gcrec_s3(&moto.endpoint, all, &[]);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        run
+    };
+    let held = |run: &Run| run.summary()["held"].as_u64().unwrap() as usize;
+    let status = hold(&["--status"]);
+    assert_eq!(held(&status), 0);
+    assert_eq!(
+        status.summary()["objects"].as_u64().unwrap() as usize,
+        objects - export.strays.len()
+    );
+    // A dry run reports and changes nothing.
+    let dry = hold(&["--on", "--dry-run"]);
+    assert_eq!(dry.summary()["would_change"], dry.summary()["objects"]);
+    assert_eq!(held(&hold(&["--status"])), 0, "--dry-run changed something");
+    // On, version by version.
+    let on = hold(&["--on"]);
+    assert_eq!(on.summary()["changed"], on.summary()["objects"]);
+    let again = hold(&["--on"]);
+    assert_eq!(again.summary()["already"], again.summary()["objects"]);
+    let held_objects: Vec<(String, String)> = hold(&["--status"])
+        .json()
+        .iter()
+        .filter(|v| v["type"] == "object")
+        .map(|v| {
+            assert_eq!(v["hold_after"], "ON");
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                v["version_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // S3 refuses to delete a held version.
+    let (key, version) = &held_objects[0];
+    let delete = || {
+        rt.block_on(
+            client
+                .delete_object()
+                .bucket("held")
+                .key(key)
+                .version_id(version)
+                .send(),
+        )
+        .is_ok()
+    };
+    assert!(!delete(), "a held version was deleted");
+    // Off again; then the version can go.
+    let off = hold(&[
+        "--off",
+        "--conversation",
+        &export.recordings[0].conversation_id,
+    ]);
+    assert!(off.summary()["changed"].as_u64().unwrap() >= 1);
+    let off_all = hold(&["--off"]);
+    assert_eq!(held(&off_all), 0);
+    assert!(delete(), "the released version could not be deleted");
+    // A bucket without Object Lock is refused plainly, before anything is listed.
+    let run = gcrec_s3(&moto.endpoint, ["hold", "s3://plain", "--on"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not have S3 Object Lock enabled"),
+        "{}",
+        run.stderr
+    );
+}

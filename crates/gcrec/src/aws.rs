@@ -44,10 +44,41 @@ pub async fn open_source(
     location: &str,
     args: &AwsArgs,
 ) -> anyhow::Result<gcrec_fetch::source::OpenedSource> {
-    use gcrec_fetch::source::{S3Options, S3Source, SseCustomerKey};
     if !location.starts_with("s3://") {
         return Ok(gcrec_fetch::source::open_source(location)?);
     }
+    let (config, options) = s3_config(location, args).await?;
+    Ok(gcrec_fetch::source::S3Source::open(
+        &config, location, options,
+    )?)
+}
+
+/// Opens an `s3://bucket[/prefix]` SOURCE as the S3 source itself (for S3-only
+/// operations such as legal holds), with its base prefix.
+pub async fn open_s3(
+    location: &str,
+    args: &AwsArgs,
+) -> anyhow::Result<(std::sync::Arc<gcrec_fetch::source::S3Source>, String)> {
+    if !location.starts_with("s3://") {
+        return Err(crate::exit::UsageError(format!(
+            "{location}: this command works on S3 buckets only (s3://BUCKET[/PREFIX])"
+        ))
+        .into());
+    }
+    let (config, options) = s3_config(location, args).await?;
+    let (bucket, prefix) = gcrec_fetch::source::parse_s3_url(location)?;
+    Ok((
+        std::sync::Arc::new(gcrec_fetch::source::S3Source::new(&config, bucket, options)),
+        prefix,
+    ))
+}
+
+/// The SDK configuration and S3 options a SOURCE URL and the AWS flags give.
+async fn s3_config(
+    location: &str,
+    args: &AwsArgs,
+) -> anyhow::Result<(aws_config::SdkConfig, gcrec_fetch::source::S3Options)> {
+    use gcrec_fetch::source::{S3Options, SseCustomerKey};
     // A malformed URL is reported before any AWS configuration is loaded.
     gcrec_fetch::source::parse_s3_url(location)?;
     let config = sdk_config(args).await;
@@ -75,7 +106,7 @@ pub async fn open_source(
         endpoint_url: args.endpoint_url.clone(),
         sse_customer_key,
     };
-    Ok(S3Source::open(&config, location, options)?)
+    Ok((config, options))
 }
 
 /// Loads the SDK configuration.

@@ -49,6 +49,14 @@ pub enum Command {
     /// decrypt → hash → authenticated release, several at once. Re-running the same
     /// command resumes: recordings the manifest and the files agree on are skipped.
     Pull(Box<PullArgs>),
+    /// Set, release or report the S3 Object Lock legal hold on matching recordings.
+    ///
+    /// Acts on every object of each matching recording (media, S3EC instruction file,
+    /// sidecars), on the version the listing sees. The bucket must have Object Lock.
+    Hold(Box<HoldArgs>),
+    /// Re-hash a pull output against its manifest: report missing, altered and extra
+    /// files (exit 1 on any).
+    Verify(VerifyArgs),
     /// Decrypt recordings: files, or a local export directory (layout kept, sidecars
     /// copied verbatim).
     ///
@@ -191,6 +199,51 @@ pub struct TransferArgs {
     /// Downloaded part bytes buffered at once, across all objects (bytes).
     #[arg(long, value_name = "BYTES", default_value_t = gcrec_fetch::transfer::DEFAULT_BUDGET)]
     pub max_buffer: u64,
+}
+
+/// `gcrec hold`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["on", "off", "status"])))]
+pub struct HoldArgs {
+    /// `s3://BUCKET[/PREFIX]`.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// Put matching objects under legal hold.
+    #[arg(long)]
+    pub on: bool,
+    /// Release the legal hold on matching objects.
+    #[arg(long)]
+    pub off: bool,
+    /// Report the legal hold of matching objects, changing nothing.
+    #[arg(long)]
+    pub status: bool,
+    /// Report what --on/--off would change, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// JSON Lines on stdout: one object per S3 object, then a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Objects handled at once.
+    #[arg(short = 'j', long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
+}
+
+/// `gcrec verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A directory `gcrec pull --out` wrote (it holds gcrec-manifest.jsonl).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// JSON Lines on stdout: one object per file, then a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Files hashed at once.
+    #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
 }
 
 /// `gcrec keys …`.

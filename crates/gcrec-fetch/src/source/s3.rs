@@ -292,6 +292,90 @@ impl S3Source {
         })
     }
 
+    /// The `s3://bucket/` URI of this source.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Whether the bucket has S3 Object Lock enabled (legal holds need it).
+    pub async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
+        let sent = self
+            .call(|client| {
+                client
+                    .get_object_lock_configuration()
+                    .bucket(&self.bucket)
+                    .send()
+            })
+            .await;
+        match sent {
+            Ok(out) => Ok(out
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| e.as_str() == "Enabled")),
+            Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => Ok(false),
+            Err(e) => Err(self.error("", e)),
+        }
+    }
+
+    /// The legal hold on one version of an object (`false` when none was ever set).
+    pub async fn legal_hold(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<bool, SourceError> {
+        refuse_unsafe(key)?;
+        let sent = self
+            .call(|client| {
+                client
+                    .get_object_legal_hold()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_version_id(version_id.map(str::to_owned))
+                    .send()
+            })
+            .await;
+        match sent {
+            Ok(out) => Ok(out
+                .legal_hold()
+                .and_then(|h| h.status())
+                .is_some_and(|s| s.as_str() == "ON")),
+            Err(e) if e.code() == Some("NoSuchObjectLockConfiguration") => Ok(false),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    /// Sets (`on`) or releases the legal hold on one version of an object.
+    pub async fn set_legal_hold(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
+        refuse_unsafe(key)?;
+        let status = if on {
+            ObjectLockLegalHoldStatus::On
+        } else {
+            ObjectLockLegalHoldStatus::Off
+        };
+        self.call(|client| {
+            client
+                .put_object_legal_hold()
+                .bucket(&self.bucket)
+                .key(key)
+                .set_version_id(version_id.map(str::to_owned))
+                .legal_hold(
+                    ObjectLockLegalHold::builder()
+                        .status(status.clone())
+                        .build(),
+                )
+                .send()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| self.error(key, e))
+    }
+
     /// Turns an SDK failure into a [`SourceError`] that names the object and what to do.
     fn error<E: ProvideErrorMetadata + std::error::Error + 'static>(
         &self,

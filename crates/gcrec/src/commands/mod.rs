@@ -1,9 +1,11 @@
 //! One module per command.
 
 mod decrypt;
+mod hold;
 mod keys;
 mod ls;
 mod pull;
+mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Outcome;
@@ -17,6 +19,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         match cli.command {
             Command::Ls(args) => ls::run(&cli.global, *args).await,
             Command::Pull(args) => pull::run(&cli.global, *args).await,
+            Command::Verify(args) => verify::run(&cli.global, args).await,
+            Command::Hold(args) => hold::run(&cli.global, *args).await,
             Command::Decrypt(args) => decrypt::run(&cli.global, *args).await,
             Command::Keys(command) => keys::run(&cli.global, command),
         }
