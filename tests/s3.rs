@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use common::tools::Moto;
-use common::{Run, files_under, gcrec_s3};
+use common::{Run, files_under, gcrec, gcrec_s3};
 use gcrec_fetch::source::SseCustomerKey;
 use gcrec_testkit::servers::{FaultProxy, Sse, upload_with};
 use gcrec_testkit::{Export, ExportSpec, GenRecording};
@@ -678,4 +678,165 @@ fn legal_holds_go_on_and_off_version_by_version() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn an_evidence_bag_validates_with_bagit_py_and_an_altered_byte_fails_both_checks() {
+    let export = Export::generate(ExportSpec {
+        seed: 46,
+        days: 1,
+        hour_step: 2,
+        anomaly_every: 4,
+        ..ExportSpec::default()
+    });
+    let moto = Moto::start();
+    let rt = runtime();
+    let client = moto.s3_client();
+    rt.block_on(async {
+        client
+            .create_bucket()
+            .bucket("evidence")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        let objects = export.objects().map(|(k, b)| (k, b, HashMap::new()));
+        upload_with(&client, "evidence", &Sse::None, objects).await;
+    });
+    let held = &export.recordings[0];
+    let run = gcrec_s3(
+        &moto.endpoint,
+        [
+            "hold",
+            "s3://evidence",
+            "--on",
+            "--conversation",
+            &held.conversation_id,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let tmp = tempfile::tempdir().unwrap();
+    let bag = tmp.path().join("bag");
+    let bag_arg = bag.display().to_string();
+    let run = gcrec_s3(
+        &moto.endpoint,
+        [
+            "pull",
+            "s3://evidence",
+            "--bag",
+            &bag_arg,
+            "--matter",
+            "MATTER-2024-017",
+            "--organization",
+            "Acme Legal",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let bagit = |dir: &Path| {
+        std::process::Command::new(gcrec_testkit::servers::venv_bin("bagit.py"))
+            .arg("--validate")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let validated = bagit(&bag);
+    assert!(
+        validated.status.success(),
+        "bagit.py: {}",
+        String::from_utf8_lossy(&validated.stderr)
+    );
+    let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
+    for needed in [
+        "External-Identifier: MATTER-2024-017",
+        "Source-Organization: Acme Legal",
+        "Payload-Oxum: ",
+        "Bagging-Date: ",
+        "Bag-Software-Agent: gcrec ",
+    ] {
+        assert!(info.contains(needed), "{info}");
+    }
+    // Chain of custody: who (STS), and each object's legal hold when it was extracted.
+    let custody: Value =
+        serde_json::from_slice(&std::fs::read(bag.join("chain-of-custody.json")).unwrap()).unwrap();
+    assert!(
+        custody["who"]["aws_caller_identity"]["arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:")),
+        "{custody}"
+    );
+    let holds: BTreeMap<String, String> = custody["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["key"].as_str().unwrap().to_owned(),
+                o["legal_hold_at_extraction"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(holds[held.media_key.as_ref().unwrap()], "ON");
+    assert!(holds.values().any(|h| h == "OFF"));
+    // The load file round-trips every sidecar field, unknown ones included.
+    let mut reader = csv::Reader::from_path(bag.join("load-file.csv")).unwrap();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = 0;
+    for record in reader.records() {
+        let record = record.unwrap();
+        let row: BTreeMap<&str, &str> = header
+            .iter()
+            .map(String::as_str)
+            .zip(record.iter())
+            .collect();
+        let sidecar_path = row["sidecar"];
+        if sidecar_path.is_empty() {
+            continue;
+        }
+        let Ok(Value::Object(sidecar)) =
+            serde_json::from_slice::<Value>(&std::fs::read(bag.join(sidecar_path)).unwrap())
+        else {
+            continue; // an invalid sidecar: its fields cannot be loaded
+        };
+        for (field, value) in &sidecar {
+            let expected = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            assert_eq!(row[field.as_str()], expected, "{field} of {sidecar_path}");
+        }
+        rows += 1;
+    }
+    assert!(rows >= 5, "{rows} rows checked");
+    assert!(
+        header.iter().any(|h| h == "mediaSubtype"),
+        "unknown sidecar fields are columns too: {header:?}"
+    );
+    let exceptions = std::fs::read_to_string(bag.join("exceptions.csv")).unwrap();
+    assert!(exceptions.contains("sidecar_without_media"), "{exceptions}");
+    assert_eq!(gcrec(["verify", &bag_arg]).code, 0);
+    // One payload byte altered: both validators fail.
+    let payload = bag.join(
+        held.media_key
+            .as_ref()
+            .map(|k| format!("data/{k}"))
+            .unwrap(),
+    );
+    let mut bytes = std::fs::read(&payload).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&payload, bytes).unwrap();
+    assert!(
+        !bagit(&bag).status.success(),
+        "bagit.py accepted an altered payload"
+    );
+    let verify = gcrec(["verify", &bag_arg]);
+    assert_eq!(verify.code, 1, "{}", verify.stderr);
+    assert!(verify.stdout.contains("altered"), "{}", verify.stdout);
 }

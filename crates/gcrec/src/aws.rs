@@ -109,6 +109,18 @@ async fn s3_config(
     Ok((config, options))
 }
 
+/// The AWS caller identity (STS GetCallerIdentity) for a chain-of-custody record, or
+/// `None` if it cannot be had.
+pub async fn caller_identity(args: &AwsArgs) -> Option<serde_json::Value> {
+    let client = aws_sdk_sts::Client::new(&sdk_config(args).await);
+    let out = client.get_caller_identity().send().await.ok()?;
+    Some(serde_json::json!({
+        "arn": out.arn(),
+        "account": out.account(),
+        "user_id": out.user_id(),
+    }))
+}
+
 /// Loads the SDK configuration.
 pub async fn sdk_config(args: &AwsArgs) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());

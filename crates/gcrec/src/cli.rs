@@ -133,8 +133,24 @@ pub struct PullArgs {
     pub source: String,
     /// Where the recordings go (created 0700; files are 0600). Holds the manifest,
     /// gcrec-manifest.jsonl.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "bag",
+        conflicts_with = "bag"
+    )]
+    pub out: Option<PathBuf>,
+    /// Write a BagIt 1.0 evidence package instead: recordings and sidecars under
+    /// DIR/data/, with payload and tag manifests, bag-info, a CSV load file, an
+    /// exceptions report and a chain-of-custody record (docs/legal-hold.md).
+    #[arg(long, value_name = "DIR", requires = "matter")]
+    pub bag: Option<PathBuf>,
+    /// The legal matter the bag is for (bag-info External-Identifier).
+    #[arg(long, value_name = "ID", requires = "bag")]
+    pub matter: Option<String>,
+    /// The organization producing the bag (bag-info Source-Organization).
+    #[arg(long, value_name = "NAME", default_value = "unspecified")]
+    pub organization: String,
     /// Recordings processed at once.
     #[arg(short = 'j', long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: u16,

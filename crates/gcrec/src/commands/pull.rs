@@ -414,26 +414,40 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     }
     let mut filter = filters::build(&args.filter)?;
     filter.shard = shard(&args)?;
+    // A bag pulls into DIR/data and keeps its manifest beside the payload, as a tag file.
+    let (out_dir, manifest_dir) = match (&args.bag, &args.out) {
+        (Some(bag), _) => (bag.join(crate::bag::DATA), bag.clone()),
+        (None, Some(out)) => (out.clone(), out.clone()),
+        (None, None) => return Err(UsageError("give --out DIR or --bag DIR".into()).into()),
+    };
+    if args.bag.is_some() && args.layout != crate::cli::OutputLayout::Mirror {
+        return Err(UsageError("--bag keeps the mirror layout; drop --layout".into()).into());
+    }
     let keys = if args.dry_run {
         Keyring::new()
     } else {
         load_keyring(&args.keys)?
     };
     let opened = crate::aws::open_source(&args.source, &args.aws).await?;
+    // An evidence bag records each object's legal hold and the caller's identity.
+    let s3_for_custody = match (&args.bag, args.source.starts_with("s3://")) {
+        (Some(_), true) => Some(crate::aws::open_s3(&args.source, &args.aws).await?.0),
+        _ => None,
+    };
     let counting = Arc::new(CountingSource::new(opened.source));
     let source: Arc<dyn ObjectSource> = counting.clone();
     let _lock = if args.dry_run {
         None
     } else {
-        create_private_dir_all(&args.out)
-            .map_err(|e| UsageError(format!("--out {}: {e}", args.out.display())))?;
-        Some(DirLock::acquire(&args.out)?)
+        create_private_dir_all(&out_dir)
+            .map_err(|e| UsageError(format!("{}: {e}", out_dir.display())))?;
+        Some(DirLock::acquire(&manifest_dir)?)
     };
-    let previous = manifest::load(&args.out)?;
+    let previous = manifest::load(&manifest_dir)?;
     let mut writer = if args.dry_run {
         None
     } else {
-        Some(manifest::Writer::open(&args.out)?)
+        Some(manifest::Writer::open(&manifest_dir)?)
     };
     let mut ctx = DecryptContext::new(
         keys,
@@ -501,7 +515,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
 
     let run = Arc::new(Run {
         source: source.clone(),
-        out: args.out.clone(),
+        out: out_dir.clone(),
         layout: args.layout,
         keep_encrypted: args.keep_encrypted,
         verify_existing: args.verify_existing,
@@ -634,7 +648,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         "tool": format!("gcrec {}", env!("CARGO_PKG_VERSION")),
         "command": command_line(),
         "source": source.uri(""),
-        "out": args.out,
+        "out": out_dir,
         "started_at": started,
         "finished_at": finished,
         "duration_seconds": clock.elapsed().as_secs_f64(),
@@ -649,6 +663,45 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     if let Some(w) = writer.as_mut() {
         w.append(&Line::Run(Box::new(summary.clone())))?;
         w.sync()?;
+    }
+    if let (Some(bag), false, false) = (&args.bag, args.dry_run, was_interrupted) {
+        let entries = manifest::load(&manifest_dir)?;
+        let sorted: std::collections::BTreeMap<String, Entry> = entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        let caller = match &s3_for_custody {
+            Some(_) => crate::aws::caller_identity(&args.aws).await,
+            None => None,
+        };
+        let holds = match &s3_for_custody {
+            Some(s3) => legal_holds(s3, &entries).await,
+            None => None,
+        };
+        let command = command_line();
+        crate::bag::finish(
+            bag,
+            &sorted,
+            &crate::bag::BagRun {
+                matter: args.matter.as_deref().unwrap_or_default(),
+                organization: &args.organization,
+                source: &source.uri(""),
+                command: &command,
+                started,
+                finished,
+                caller,
+                holds,
+                counts: summary["counts"].clone(),
+            },
+        )
+        .with_context(|| format!("writing the bag in {}", bag.display()))?;
+        if !global.quiet {
+            eprintln!(
+                "bag written: {} (matter {})",
+                bag.display(),
+                args.matter.as_deref().unwrap_or_default()
+            );
+        }
     }
     if args.json {
         let mut s = summary.clone();
@@ -702,7 +755,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             } else {
                 format!(
                     "; manifest {}",
-                    args.out.join(manifest::MANIFEST_NAME).display()
+                    manifest_dir.join(manifest::MANIFEST_NAME).display()
                 )
             },
         );
@@ -719,6 +772,26 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     } else {
         Outcome::SomeFailed
     })
+}
+
+/// The legal hold of every pulled object's version, when the bucket has Object Lock.
+async fn legal_holds(
+    s3: &gcrec_fetch::source::S3Source,
+    entries: &HashMap<String, Entry>,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    if !s3.object_lock_enabled().await.unwrap_or(false) {
+        return None;
+    }
+    let mut holds = std::collections::BTreeMap::new();
+    for e in entries.values() {
+        let status = match s3.legal_hold(&e.key, e.version_id.as_deref()).await {
+            Ok(true) => "ON".to_owned(),
+            Ok(false) => "OFF".to_owned(),
+            Err(err) => format!("unknown: {err}"),
+        };
+        holds.insert(e.key.clone(), status);
+    }
+    Some(holds)
 }
 
 fn run_shard_label(args: &PullArgs) -> Option<String> {

@@ -47,6 +47,30 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> std::io::Result<
 
 pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
     let dir = args.dir.clone();
+    if dir.join("bagit.txt").is_file() {
+        // A bag: its payload against manifest-sha256.txt.
+        let bag = dir.clone();
+        let checked = tokio::task::spawn_blocking(move || crate::bag::check(&bag)).await??;
+        let results = checked
+            .into_iter()
+            .map(|(path, status)| {
+                let status = match status {
+                    "ok" => FileStatus::Ok,
+                    "missing" => FileStatus::Missing,
+                    "altered" => FileStatus::Altered,
+                    _ => FileStatus::Extra,
+                };
+                (path, status)
+            })
+            .collect();
+        return report(
+            global,
+            &args,
+            &dir.join("manifest-sha256.txt"),
+            results,
+            None,
+        );
+    }
     if !dir.join(MANIFEST_NAME).is_file() {
         return Err(UsageError(format!(
             "{}: no {MANIFEST_NAME} here; give a directory `gcrec pull --out` wrote",
@@ -90,6 +114,23 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
             results.insert(rel.clone(), FileStatus::Extra);
         }
     }
+    report(
+        global,
+        &args,
+        &dir.join(MANIFEST_NAME),
+        results,
+        Some(entries.len()),
+    )
+}
+
+/// Prints the results and picks the outcome.
+fn report(
+    global: &GlobalArgs,
+    args: &VerifyArgs,
+    against: &Path,
+    results: BTreeMap<String, FileStatus>,
+    recordings: Option<usize>,
+) -> Result<Outcome> {
     let mut out = Out::stdout();
     let mut counts: BTreeMap<FileStatus, u64> = BTreeMap::new();
     for (rel, status) in &results {
@@ -113,7 +154,7 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
                 "missing": count(FileStatus::Missing),
                 "altered": count(FileStatus::Altered),
                 "extra": count(FileStatus::Extra),
-                "recordings": entries.len(),
+                "recordings": recordings,
             })
             .to_string(),
         )?;
@@ -123,7 +164,7 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
         eprintln!(
             "{} files verified against {}: {} ok, {} missing, {} altered, {} extra",
             results.len(),
-            dir.join(MANIFEST_NAME).display(),
+            against.display(),
             count(FileStatus::Ok),
             count(FileStatus::Missing),
             count(FileStatus::Altered),
