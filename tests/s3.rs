@@ -821,6 +821,7 @@ fn an_evidence_bag_validates_with_bagit_py_and_an_altered_byte_fails_both_checks
     );
     let exceptions = std::fs::read_to_string(bag.join("exceptions.csv")).unwrap();
     assert!(exceptions.contains("sidecar_without_media"), "{exceptions}");
+    assert!(exceptions.contains("media_without_sidecar"), "{exceptions}");
     assert_eq!(gcrec(["verify", &bag_arg]).code, 0);
     // One payload byte altered: both validators fail.
     let payload = bag.join(

@@ -20,7 +20,7 @@ use crate::manifest::{self, Entry, Status};
 pub const DATA: &str = "data";
 /// The CSV load file (one row per recording, every sidecar field).
 pub const LOAD_FILE: &str = "load-file.csv";
-/// Missing, failed and orphaned recordings.
+/// Failed recordings and orphans (a sidecar without media, media without a sidecar).
 pub const EXCEPTIONS: &str = "exceptions.csv";
 /// Who extracted what, from where, when.
 pub const CUSTODY: &str = "chain-of-custody.json";
@@ -187,6 +187,10 @@ pub fn finish(bag: &Path, entries: &BTreeMap<String, Entry>, run: &BagRun<'_>) -
             Some(Status::NoMedia) => (
                 "sidecar_without_media",
                 "the export holds this sidecar but not its media".to_owned(),
+            ),
+            Some(Status::Ok) if e.sidecar_key.is_none() => (
+                "media_without_sidecar",
+                "pulled, but the export holds no metadata sidecar for it".to_owned(),
             ),
             _ => continue,
         };
