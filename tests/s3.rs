@@ -569,6 +569,7 @@ fn a_one_gib_object_downloads_as_ranged_parts_byte_identical_in_bounded_memory()
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary = run.summary();
     let rss = summary["peak_rss_bytes"].as_u64().unwrap();
+    eprintln!("1 GiB ranged pull: peak RSS {rss} bytes");
     assert!(rss < 128 * 1000 * 1000, "peak RSS {rss} bytes");
     assert_eq!(summary["requests"]["get"], 32, "{summary}");
     let sha = |p: &Path| {
