@@ -472,7 +472,7 @@ impl Check {
             }
             Check::Sha1(d, want) => ("checksum-sha1".into(), want, b64.encode(d.finalize())),
             Check::Sha256(want) => ("checksum-sha256".into(), want, b64.encode(sha256)),
-            Check::Md5Etag(d, want) => ("md5-etag".into(), want, hex(&d.finalize())),
+            Check::Md5Etag(d, want) => ("md5-etag".into(), want, hex::encode(d.finalize())),
         };
         if expected == got {
             Ok(name)
@@ -482,16 +482,6 @@ impl Check {
             ))
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Wraps a body so that it ends in an error instead of cleanly unless every byte checks.
@@ -554,7 +544,7 @@ impl Verifying {
         }
         let _ = self.handle.set(Verified {
             size: self.received,
-            sha256: hex(&sha256),
+            sha256: hex::encode(sha256),
             checked,
         });
         Ok(())
@@ -638,7 +628,7 @@ mod tests {
         assert_eq!(collect(d).await.unwrap(), data);
         let v = verified.get().unwrap();
         assert_eq!(v.size, 100_000);
-        assert_eq!(v.sha256, hex(&Sha256::digest(&data)));
+        assert_eq!(v.sha256, hex::encode(Sha256::digest(&data)));
         assert_eq!(budget.available(), budget.bytes(), "all budget returned");
     }
 

@@ -64,20 +64,6 @@ fn bagit_path(rel: &str) -> String {
         .replace('\n', "%0A")
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let path = e.path();
-        if e.file_type()?.is_dir() {
-            walk(root, &path, out)?;
-        } else {
-            out.push(manifest::relative(root, &path));
-        }
-    }
-    Ok(())
-}
-
 /// One CSV cell for a sidecar value: strings as they are, anything else as JSON.
 fn cell(v: Option<&Value>) -> String {
     match v {
@@ -98,8 +84,7 @@ pub fn finish(bag: &Path, entries: &BTreeMap<String, Entry>, run: &BagRun<'_>) -
         .flat_map(|e| e.outputs.iter())
         .map(|o| (o.path.as_str(), (o.size, o.sha256.as_str())))
         .collect();
-    let mut payload = Vec::new();
-    walk(&data, &data, &mut payload)?;
+    let payload = manifest::files_under(&data, &data)?;
     let mut manifest_text = String::new();
     let (mut octets, mut streams) = (0u64, 0u64);
     for rel in &payload {
@@ -293,8 +278,7 @@ pub fn check(bag: &Path) -> Result<Vec<(String, &'static str)>> {
             .replace("%25", "%");
         listed.insert(path, sha.to_ascii_lowercase());
     }
-    let mut present = Vec::new();
-    walk(bag, &bag.join(DATA), &mut present)?;
+    let present = manifest::files_under(bag, &bag.join(DATA))?;
     let mut out = Vec::new();
     for (path, sha) in &listed {
         let full = bag.join(path);

@@ -194,23 +194,32 @@ pub fn relative(dir: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// SHA-256 of a file, hex, reading it in 1 MiB blocks.
+/// Every file under `dir`, as paths relative to `root` (`/`-separated), sorted.
+pub fn files_under(root: &Path, dir: &Path) -> io::Result<Vec<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                walk(root, &path, out)?;
+            } else {
+                out.push(relative(root, &path));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(root, dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Whether a completed entry's outputs are all on disk as recorded: same size, and

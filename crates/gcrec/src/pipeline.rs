@@ -214,10 +214,6 @@ pub struct Copied {
     pub downloaded: Verified,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A decryption that failed because the download did: the download's error, as the
 /// source reported it (it names the object and what to do), rather than an I/O error
 /// wrapping it.
@@ -310,7 +306,7 @@ pub async fn decrypt_object(
                 &mut hashing,
             )
             .map_err(download_failure)?;
-            let plaintext_sha256 = hex(&hashing.sha256.finalize());
+            let plaintext_sha256 = hex::encode(hashing.sha256.finalize());
             let trailing = reader.drain()?;
             if trailing > 0 {
                 bail!("{key}: {trailing} bytes follow the encrypted message");

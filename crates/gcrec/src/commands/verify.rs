@@ -1,7 +1,7 @@
 //! `gcrec verify DIR`: re-hash a pull output against its manifest and report missing,
 //! extra and altered files.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -29,20 +29,6 @@ fn bookkeeping(rel: &str) -> bool {
         || rel == ".gcrec.lock"
         || (rel.starts_with(&format!("{}/", crate::outpath::KEPT_DIR))
             && rel.ends_with(gcrec_fetch::source::OBJECT_METADATA_SUFFIX))
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let path = entry.path();
-        if kind.is_dir() {
-            walk(root, &path, out)?;
-        } else {
-            out.insert(manifest::relative(root, &path));
-        }
-    }
-    Ok(())
 }
 
 pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
@@ -88,8 +74,7 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
             }
         }
     }
-    let mut present = BTreeSet::new();
-    walk(&dir, &dir, &mut present)?;
+    let present = manifest::files_under(&dir, &dir)?;
     let checks = futures::stream::iter(expected.clone())
         .map(|(rel, (size, sha256))| {
             let path: PathBuf = dir.join(&rel);
