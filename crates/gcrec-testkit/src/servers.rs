@@ -270,22 +270,9 @@ pub async fn upload(
     bucket: &str,
     objects: impl Iterator<Item = (String, Vec<u8>)>,
 ) {
-    use futures::StreamExt;
     let _ = client.create_bucket().bucket(bucket).send().await;
-    futures::stream::iter(objects)
-        .map(|(key, body)| async move {
-            client
-                .put_object()
-                .bucket(bucket)
-                .key(&key)
-                .body(aws_sdk_s3::primitives::ByteStream::from(body))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("put {key}: {e}"));
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
+    let objects = objects.map(|(key, body)| (key, body, std::collections::HashMap::new()));
+    upload_with(client, bucket, &Sse::None, objects).await;
 }
 
 /// `tests/interop/fault_proxy.py` between a client and an S3 server: answers with the

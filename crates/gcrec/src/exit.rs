@@ -33,6 +33,17 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// Whether a failure is about access (credentials, IAM, KMS, SSE-C keys) rather than
+/// the data: exit code 3 when a run ends with it.
+pub fn is_permission(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<SourceError>()
+            .is_some_and(|e| e.is_permission())
+            || c.downcast_ref::<gcrec_decrypt::object::DecryptError>()
+                .is_some_and(|e| e.is_permission())
+    })
+}
+
 /// The exit code for an error, by the first cause that says what kind it is.
 fn code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {

@@ -6,7 +6,7 @@
 //! writer that finds no newline at the end starts on a fresh line. Later lines for a key
 //! supersede earlier ones.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -109,15 +109,15 @@ pub enum Line {
     Run(Box<serde_json::Value>),
 }
 
-/// The recordings a manifest holds, by key: the last line for each key.
-pub fn load(dir: &Path) -> Result<HashMap<String, Entry>> {
+/// The recordings a manifest holds, by key (in key order): the last line for each key.
+pub fn load(dir: &Path) -> Result<BTreeMap<String, Entry>> {
     let path = dir.join(MANIFEST_NAME);
     let file = match File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let mut entries = HashMap::new();
+    let mut entries = BTreeMap::new();
     for line in BufReader::new(file).split(b'\n') {
         let line = line.with_context(|| format!("reading {}", path.display()))?;
         // A torn last line (a run killed mid-write) does not parse: skip it.

@@ -292,7 +292,7 @@ impl S3Source {
         })
     }
 
-    /// The `s3://bucket/` URI of this source.
+    /// The bucket's name.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }

@@ -204,10 +204,7 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
             }
             Err(e) => {
                 failed += 1;
-                permission |= e.chain().any(|c| {
-                    c.downcast_ref::<gcrec_decrypt::object::DecryptError>()
-                        .is_some_and(|d| d.is_permission())
-                });
+                permission |= crate::exit::is_permission(&e);
                 let reason = format!("{e:#}");
                 if args.json {
                     out.line(

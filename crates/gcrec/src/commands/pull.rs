@@ -7,7 +7,7 @@
 //! taking new recordings, cancels those in progress (their temporary files are
 //! removed) and says how to resume.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,7 +176,7 @@ struct Run {
     keep_encrypted: bool,
     verify_existing: bool,
     dry_run: bool,
-    previous: HashMap<String, Entry>,
+    previous: BTreeMap<String, Entry>,
     ctx: Arc<DecryptContext>,
     sweeper: Sweeper,
     /// Destinations taken in this run: two keys must never share one.
@@ -281,7 +281,7 @@ impl Run {
                 None => {}
             }
             if let Err(err) = self.media(&r, media, &mut e).await {
-                e.permission = is_permission(&err);
+                e.permission = crate::exit::is_permission(&err);
                 e.error = Some(match e.error.take() {
                     Some(first) => format!("{first}; {err:#}"),
                     None => format!("{err:#}"),
@@ -317,7 +317,7 @@ impl Run {
             ))
         };
         go.await
-            .map_err(|e: anyhow::Error| (format!("{e:#}"), is_permission(&e)))
+            .map_err(|e: anyhow::Error| (format!("{e:#}"), crate::exit::is_permission(&e)))
     }
 
     async fn media(
@@ -413,7 +413,8 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         });
     }
     let mut filter = filters::build(&args.filter)?;
-    filter.shard = shard(&args)?;
+    let shard = shard(&args)?;
+    filter.shard = shard;
     // A bag pulls into DIR/data and keeps its manifest beside the payload, as a tag file.
     let (out_dir, manifest_dir) = match (&args.bag, &args.out) {
         (Some(bag), _) => (bag.join(crate::bag::DATA), bag.clone()),
@@ -655,7 +656,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         "interrupted": was_interrupted,
         "listing_error": listing_error,
         "dry_run": args.dry_run,
-        "shard": run_shard_label(&args),
+        "shard": shard.map(|s| format!("{}/{}", s.index, s.count)),
         "counts": totals,
         "requests": {"list": requests.list, "head": requests.head, "get": requests.get},
         "peak_rss_bytes": peak_rss(),
@@ -666,10 +667,6 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     }
     if let (Some(bag), false, false) = (&args.bag, args.dry_run, was_interrupted) {
         let entries = manifest::load(&manifest_dir)?;
-        let sorted: std::collections::BTreeMap<String, Entry> = entries
-            .iter()
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect();
         let caller = match &s3_for_custody {
             Some(_) => crate::aws::caller_identity(&args.aws).await,
             None => None,
@@ -681,7 +678,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         let command = command_line();
         crate::bag::finish(
             bag,
-            &sorted,
+            &entries,
             &crate::bag::BagRun {
                 matter: args.matter.as_deref().unwrap_or_default(),
                 organization: &args.organization,
@@ -777,12 +774,12 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
 /// The legal hold of every pulled object's version, when the bucket has Object Lock.
 async fn legal_holds(
     s3: &gcrec_fetch::source::S3Source,
-    entries: &HashMap<String, Entry>,
-) -> Option<std::collections::BTreeMap<String, String>> {
+    entries: &BTreeMap<String, Entry>,
+) -> Option<BTreeMap<String, String>> {
     if !s3.object_lock_enabled().await.unwrap_or(false) {
         return None;
     }
-    let mut holds = std::collections::BTreeMap::new();
+    let mut holds = BTreeMap::new();
     for e in entries.values() {
         let status = match s3.legal_hold(&e.key, e.version_id.as_deref()).await {
             Ok(true) => "ON".to_owned(),
@@ -792,24 +789,6 @@ async fn legal_holds(
         holds.insert(e.key.clone(), status);
     }
     Some(holds)
-}
-
-fn run_shard_label(args: &PullArgs) -> Option<String> {
-    shard(args)
-        .ok()
-        .flatten()
-        .map(|s| format!("{}/{}", s.index, s.count))
-}
-
-/// Whether a failure is about access (credentials, IAM, KMS, SSE-C keys) rather than
-/// the data: exit code 3.
-fn is_permission(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<gcrec_fetch::source::SourceError>()
-            .is_some_and(|e| e.is_permission())
-            || c.downcast_ref::<gcrec_decrypt::object::DecryptError>()
-                .is_some_and(|e| e.is_permission())
-    })
 }
 
 /// The process's peak resident set (Linux `VmHWM`), for the run summary.
