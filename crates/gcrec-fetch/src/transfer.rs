@@ -185,18 +185,12 @@ impl ByteBudget {
         let units = u32::try_from(bytes.div_ceil(UNIT))
             .unwrap_or(u32::MAX)
             .clamp(1, self.units);
-        // The semaphore is never closed, so acquiring cannot fail.
-        match self.semaphore.clone().acquire_many_owned(units).await {
-            Ok(permit) => permit,
-            Err(_) => unreachable_closed(),
-        }
+        self.semaphore
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .expect("the budget's semaphore is never closed")
     }
-}
-
-#[cold]
-fn unreachable_closed() -> ! {
-    // Only `Semaphore::close` makes acquisition fail, and the budget never calls it.
-    std::process::abort()
 }
 
 impl Default for ByteBudget {
