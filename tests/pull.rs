@@ -155,7 +155,31 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
                     assert_eq!(entry["status"], "ok", "{stored}: {}", entry["error"]);
                     let got = std::fs::read(output_of(out.path(), media_key)).unwrap();
                     assert!(got == r.media_body(), "{media_key} differs");
-                    formats.insert(entry["encryption"].as_str().unwrap().to_owned());
+                    let encryption = entry["encryption"].as_str().unwrap();
+                    // What vouches for the bytes: the content's own tag or MDC for
+                    // encrypted media (the ETag's MD5 is skipped as redundant), the
+                    // store's checksum or MD5 ETag for plain media.
+                    let checked: Vec<&str> = entry["checked"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    let by = if encryption.starts_with("openpgp") {
+                        Some("openpgp-integrity")
+                    } else if encryption.starts_with("s3ec") {
+                        Some("s3ec-gcm-tag")
+                    } else {
+                        None
+                    };
+                    match by {
+                        Some(by) => assert!(
+                            checked.contains(&by) && !checked.contains(&"md5-etag"),
+                            "{stored}: {checked:?}"
+                        ),
+                        None => assert!(!checked.is_empty(), "{stored}: {checked:?}"),
+                    }
+                    formats.insert(encryption.to_owned());
                     ok += 1;
                 }
             }

@@ -59,6 +59,24 @@ pub enum Format {
     S3ec(Box<Envelope>),
 }
 
+impl Format {
+    /// The check that authenticates every byte of the content when it decrypts, as named
+    /// in a manifest's `checked` list: `openpgp-integrity` (the MDC of SEIPDv1 or the
+    /// AEAD tags of SEIPDv2; unprotected SED packets are refused), `s3ec-gcm-tag`.
+    /// `None` for plain media and AES-CBC (legacy V1) envelopes.
+    pub fn authenticated_by(&self) -> Option<&'static str> {
+        use crate::envelope::ContentCipher;
+        match self {
+            Format::Plain(_) => None,
+            Format::OpenPgp { .. } => Some("openpgp-integrity"),
+            Format::S3ec(e) => match e.content {
+                ContentCipher::AesGcm | ContentCipher::AesGcmCommitting => Some("s3ec-gcm-tag"),
+                ContentCipher::AesCbc => None,
+            },
+        }
+    }
+}
+
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -207,18 +208,35 @@ pub struct Verified {
     /// SHA-256 of the bytes, hex.
     pub sha256: String,
     /// What the bytes were checked against besides their length: `checksum-sha256`,
-    /// `checksum-crc64nvme`, …, `md5-etag`; empty when the store kept nothing usable.
+    /// `checksum-crc64nvme`, …, `md5-etag`; empty when the store kept nothing usable
+    /// or the consumer took the MD5 check over ([`VerifiedHandle::skip_etag_md5`]).
     pub checked: Vec<String>,
 }
 
 /// Where the result of a download's checks appears once its stream has ended cleanly.
 #[derive(Debug, Clone, Default)]
-pub struct VerifiedHandle(Arc<OnceLock<Verified>>);
+pub struct VerifiedHandle(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    result: OnceLock<Verified>,
+    skip_etag_md5: AtomicBool,
+}
 
 impl VerifiedHandle {
     /// The checks, once the stream has ended cleanly; `None` before or after a failure.
     pub fn get(&self) -> Option<&Verified> {
-        self.0.get()
+        self.0.result.get()
+    }
+
+    /// Stops comparing the bytes with an MD5 ETag from here on, for a consumer that
+    /// authenticates every byte itself (an AES-GCM tag, an OpenPGP MDC) and records
+    /// that check instead. MD5 was the largest single CPU cost of pulling small
+    /// encrypted objects, and adds nothing to a cryptographic tag over the same bytes.
+    /// A stored checksum (SHA-256, CRC, …) is still compared: S3 keeps it for the
+    /// object, and it is cheap. The length is always checked.
+    pub fn skip_etag_md5(&self) {
+        self.0.skip_etag_md5.store(true, Ordering::Relaxed);
     }
 }
 
@@ -492,7 +510,7 @@ fn verify(
         received: 0,
         sha256: Sha256::new(),
         check: Check::for_object(&info),
-        handle: verified.0.clone(),
+        handle: verified.clone(),
         done: false,
     };
     Download {
@@ -510,7 +528,7 @@ struct Verifying {
     received: u64,
     sha256: Sha256,
     check: Option<Check>,
-    handle: Arc<OnceLock<Verified>>,
+    handle: VerifiedHandle,
     done: bool,
 }
 
@@ -536,7 +554,7 @@ impl Verifying {
                 }
             }
         }
-        let _ = self.handle.set(Verified {
+        let _ = self.handle.0.result.set(Verified {
             size: self.received,
             sha256: hex::encode(sha256),
             checked,
@@ -564,6 +582,11 @@ impl Stream for Verifying {
                     })));
                 }
                 self.sha256.update(&chunk);
+                if matches!(self.check, Some(Check::Md5Etag(..)))
+                    && self.handle.0.skip_etag_md5.load(Ordering::Relaxed)
+                {
+                    self.check = None;
+                }
                 if let Some(check) = self.check.as_mut() {
                     check.update(&chunk);
                 }
@@ -752,6 +775,44 @@ mod tests {
         )))
         .await
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_authenticates_the_bytes_can_skip_the_md5() {
+        let info = |etag: &str| ObjectInfo {
+            key: "k".into(),
+            size: 10,
+            etag: Some(etag.to_owned()),
+            ..ObjectInfo::default()
+        };
+        let chunks = || {
+            futures::stream::iter(vec![
+                Ok(Bytes::from_static(b"hello")),
+                Ok(Bytes::from_static(b"world")),
+            ])
+            .boxed()
+        };
+        // An ETag that is not the content's MD5 fails the download ...
+        let wrong = "\"00000000000000000000000000000000\"";
+        assert!(collect(verify(info(wrong), chunks(), 1)).await.is_err());
+        // ... unless the consumer said, after the first chunk, that it checks the bytes
+        // itself; then no MD5 is claimed, and the length is still checked.
+        let mut d = verify(info(wrong), chunks(), 1);
+        let handle = d.verified.clone();
+        assert_eq!(d.stream.next().await.unwrap().unwrap(), "hello");
+        handle.skip_etag_md5();
+        collect(d).await.unwrap();
+        assert_eq!(handle.get().unwrap().checked, Vec::<String>::new());
+        let short = ObjectInfo {
+            size: 11,
+            ..info(wrong)
+        };
+        let d = verify(short, chunks(), 1);
+        d.verified.skip_etag_md5();
+        assert!(matches!(
+            collect(d).await.unwrap_err(),
+            SourceError::Truncated { .. }
+        ));
     }
 
     #[tokio::test]

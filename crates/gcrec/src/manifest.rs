@@ -69,8 +69,8 @@ pub struct Entry {
     pub last_modified: Option<DateTime<Utc>>,
     /// Server-side encryption at rest.
     pub sse: Option<ServerSideEncryption>,
-    /// What the download was checked against besides its length (`checksum-crc64`,
-    /// `md5-etag`, …).
+    /// What the bytes were checked against besides their length (`checksum-crc64`,
+    /// `md5-etag`, `openpgp-integrity`, `s3ec-gcm-tag`, …).
     #[serde(default)]
     pub checked: Vec<String>,
     /// The export-encryption container (`openpgp`, `s3ec v2 (…)`, `plain ogg`, …).

@@ -274,6 +274,10 @@ pub async fn decrypt_object(
         }
     }
     let format = detect(&head, &info.user_metadata, instruction.as_deref())?;
+    let authenticated_by = format.authenticated_by();
+    if authenticated_by.is_some() {
+        handle.skip_etag_md5();
+    }
     let prepared = prepare(format, &ctx.keys, ctx.kms.as_deref(), ctx.options).await?;
     let mut reader = BodyReader::spawn(
         head.freeze(),
@@ -311,7 +315,11 @@ pub async fn decrypt_object(
             if trailing > 0 {
                 bail!("{key}: {trailing} bytes follow the encrypted message");
             }
-            let downloaded = verified(&handle, &key)?;
+            let mut downloaded = verified(&handle, &key)?;
+            // `run` returned Ok: the content's own tag or MDC checked every byte.
+            downloaded
+                .checked
+                .extend(authenticated_by.map(str::to_owned));
             pending.release().with_context(|| {
                 format!("moving the verified plaintext to {}", destination.display())
             })?;
