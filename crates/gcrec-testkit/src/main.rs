@@ -36,6 +36,19 @@ enum Command {
         /// Ciphertext file.
         out: PathBuf,
     },
+    /// GET every object of a bucket to nowhere, JOBS at a time, and print what it took: the
+    /// ceiling a client of this S3 server can reach (benchmarks). Loopback endpoints only.
+    GetAll {
+        /// `http://127.0.0.1:PORT`.
+        #[arg(long)]
+        endpoint: String,
+        /// Bucket to read.
+        #[arg(long)]
+        bucket: String,
+        /// Concurrent GETs.
+        #[arg(long, default_value_t = 16)]
+        jobs: usize,
+    },
     /// Rewrite the committed example export (examples/export) from ExportSpec::example().
     Example {
         /// Output directory; its previous contents are replaced.
@@ -107,6 +120,64 @@ fn encrypt_s3ec(
     Ok(())
 }
 
+/// Lists `bucket`, then GETs every object with `jobs` requests in flight, dropping the
+/// bytes as they arrive.
+fn get_all(endpoint: &str, bucket: &str, jobs: usize) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    anyhow::ensure!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "get-all talks to a loopback endpoint only"
+    );
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let client = gcrec_testkit::servers::s3_client_for(endpoint);
+        let start = std::time::Instant::now();
+        let mut keys = Vec::new();
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            keys.extend(
+                page?
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        let listed = start.elapsed();
+        let bytes: u64 = futures::stream::iter(keys.iter())
+            .map(|key| {
+                let client = client.clone();
+                async move {
+                    let mut body = client
+                        .get_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .send()
+                        .await?
+                        .body;
+                    let mut n = 0u64;
+                    while let Some(chunk) = body.try_next().await? {
+                        n += chunk.len() as u64;
+                    }
+                    anyhow::Ok(n)
+                }
+            })
+            .buffer_unordered(jobs.max(1))
+            .try_fold(0u64, |sum, n| async move { Ok(sum + n) })
+            .await?;
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{{\"objects\":{},\"bytes\":{bytes},\"list_seconds\":{:.3},\"seconds\":{secs:.3}}}",
+            keys.len(),
+            listed.as_secs_f64()
+        );
+        Ok(())
+    })
+}
+
 fn main() -> Result<()> {
     let (spec, out) = match Cli::parse().command {
         Command::EncryptS3ec {
@@ -116,6 +187,11 @@ fn main() -> Result<()> {
             input,
             out,
         } => return encrypt_s3ec(version, rsa_public, aes_key, &input, &out),
+        Command::GetAll {
+            endpoint,
+            bucket,
+            jobs,
+        } => return get_all(&endpoint, &bucket, jobs),
         Command::Example { out } => {
             if out.exists() {
                 std::fs::remove_dir_all(&out)
