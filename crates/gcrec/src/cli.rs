@@ -151,8 +151,10 @@ pub struct PullArgs {
     /// The organization producing the bag (bag-info Source-Organization).
     #[arg(long, value_name = "NAME", default_value = "unspecified")]
     pub organization: String,
-    /// Recordings processed at once.
-    #[arg(short = 'j', long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Recordings processed at once. Small objects are latency-bound: throughput keeps
+    /// rising to about 32 in flight (docs/BENCHMARKS.md); memory is bounded by
+    /// --max-buffer, not by this.
+    #[arg(short = 'j', long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: u16,
     /// How output files are named.
     #[arg(long, value_enum, default_value_t = OutputLayout::Mirror)]
