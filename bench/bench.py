@@ -5,7 +5,7 @@ Run it through bench/run, which installs the tools and builds gcrec (release):
 
   bench/run compare [--small N] [--large N] [--huge-gib N] [--encryption pgp|s3ec]
                     [--server moto|s3s-fs] [--reps N] [--jobs N] [--tools a,b,...]
-  bench/run sweep   [--small N] [--jobs-list 1,2,4,...] [--reps N] [--png FILE]
+  bench/run sweep   [--small N] [--server moto|s3s-fs] [--jobs-list 1,2,4,...] [--reps N] [--png FILE]
   bench/run all     every scenario of docs/BENCHMARKS.md, in order
 
 `compare` generates an export (gcrec-testkit: SMALL recordings of ~256 KiB, LARGE of
@@ -17,6 +17,7 @@ port (KMS is always moto's), and times each tool REPS times, one after the other
   gcrec     gcrec pull: download + decrypt + verify + SHA-256 + fsync'd release + manifest
   baseline  what users do today: `aws s3 cp --recursive` then `gpg --decrypt` file by file
             (OpenPGP); the official S3 Encryption Client's get_object, JOBS threads (S3EC)
+  aws       aws s3 cp --recursive alone: the baseline's download half
   s5cmd     s5cmd cp, download only
   rclone    rclone copy, download only
   raw       the same objects GET to nowhere, JOBS at a time (gcrec-testkit get-all): the
@@ -54,6 +55,7 @@ LABELS = {
     "gcrec": "**gcrec pull** (download + decrypt + verify + write)",
     "baseline-pgp": "aws s3 cp + gpg (download + decrypt)",
     "baseline-s3ec": "official S3EC client, Python (download + decrypt)",
+    "aws": "aws s3 cp alone (the baseline's download half)",
     "s5cmd": "s5cmd cp (download only)",
     "rclone": "rclone copy (download only)",
     "raw": "raw parallel GET to nowhere (the server's ceiling)",
@@ -251,6 +253,9 @@ def tool_argv(tool, encryption, servers, out, jobs, single_stream=False):
         if single_stream:
             argv += ["--part-threshold", str(1 << 40)]
         return [str(a) for a in argv]
+    if tool == "aws":
+        # The baseline's download half alone, to split its time.
+        return ["aws", "--endpoint-url", e, "s3", "cp", "--recursive", "--quiet", f"s3://{BUCKET}", str(out)]
     if tool == "baseline" and encryption == "pgp":
         script = (
             'set -e; aws --endpoint-url "$0" s3 cp --recursive --quiet "s3://$1" "$2"\n'
@@ -497,13 +502,17 @@ def main():
         scenarios = [
             ["compare", "--name", "mixed-pgp-moto"],
             ["compare", "--name", "mixed-s3ec-moto", "--encryption", "s3ec"],
-            ["compare", "--name", "small-pgp-moto", "--large", "0"],
-            ["compare", "--name", "small-pgp-s3s-fs", "--large", "0", "--server", "s3s-fs"],
+            ["compare", "--name", "small-pgp-moto", "--large", "0", "--tools", "gcrec,baseline,aws,s5cmd,rclone,raw"],
+            ["compare", "--name", "small-pgp-s3s-fs", "--large", "0", "--server", "s3s-fs",
+             "--tools", "gcrec,baseline,aws,s5cmd,rclone,raw"],
             ["compare", "--name", "scale-20000", "--small", "20000", "--large", "0", "--reps", "1",
              "--tools", "gcrec,s5cmd,raw"],
             ["compare", "--name", "huge-2gib", "--small", "0", "--large", "0", "--huge-gib", "2",
              "--single-stream", "--tools", "gcrec,s5cmd,rclone,raw"],
             ["sweep"],
+            ["sweep", "--server", "s3s-fs", "--png", str(ROOT / "docs" / "bench-jobs-s3s-fs.png")],
+            ["compare", "--name", "mixed-pgp-moto-single-stream", "--single-stream",
+             "--tools", "gcrec,s5cmd,rclone,raw"],
         ]
         for argv in scenarios:
             log(f"== bench/run {' '.join(argv)}")
