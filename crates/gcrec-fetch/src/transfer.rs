@@ -533,7 +533,18 @@ struct Verifying {
 }
 
 impl Verifying {
+    /// Drops the ETag MD5 check once the consumer has taken it over, wherever the stream
+    /// is (a body that fits in the consumer's first read ends after it asked).
+    fn drop_skipped_md5(&mut self) {
+        if matches!(self.check, Some(Check::Md5Etag(..)))
+            && self.handle.0.skip_etag_md5.load(Ordering::Relaxed)
+        {
+            self.check = None;
+        }
+    }
+
     fn finish(&mut self) -> Result<(), SourceError> {
+        self.drop_skipped_md5();
         if self.received != self.size {
             return Err(SourceError::Truncated {
                 key: self.key.clone(),
@@ -582,11 +593,7 @@ impl Stream for Verifying {
                     })));
                 }
                 self.sha256.update(&chunk);
-                if matches!(self.check, Some(Check::Md5Etag(..)))
-                    && self.handle.0.skip_etag_md5.load(Ordering::Relaxed)
-                {
-                    self.check = None;
-                }
+                self.drop_skipped_md5();
                 if let Some(check) = self.check.as_mut() {
                     check.update(&chunk);
                 }
@@ -802,6 +809,14 @@ mod tests {
         assert_eq!(d.stream.next().await.unwrap().unwrap(), "hello");
         handle.skip_etag_md5();
         collect(d).await.unwrap();
+        assert_eq!(handle.get().unwrap().checked, Vec::<String>::new());
+        // Also when it says so after the last chunk, before the end.
+        let mut d = verify(info(wrong), chunks(), 1);
+        let handle = d.verified.clone();
+        assert_eq!(d.stream.next().await.unwrap().unwrap(), "hello");
+        assert_eq!(d.stream.next().await.unwrap().unwrap(), "world");
+        handle.skip_etag_md5();
+        assert!(d.stream.next().await.is_none());
         assert_eq!(handle.get().unwrap().checked, Vec::<String>::new());
         let short = ObjectInfo {
             size: 11,
