@@ -505,7 +505,7 @@ def main():
             ["compare", "--name", "small-pgp-moto", "--large", "0", "--tools", "gcrec,baseline,aws,s5cmd,rclone,raw"],
             ["compare", "--name", "small-pgp-s3s-fs", "--large", "0", "--server", "s3s-fs",
              "--tools", "gcrec,baseline,aws,s5cmd,rclone,raw"],
-            ["compare", "--name", "scale-20000", "--small", "20000", "--large", "0", "--reps", "1",
+            ["compare", "--name", "scale-20000", "--small", "20000", "--large", "0",
              "--tools", "gcrec,s5cmd,raw"],
             ["compare", "--name", "huge-2gib", "--small", "0", "--large", "0", "--huge-gib", "2",
              "--single-stream", "--tools", "gcrec,s5cmd,rclone,raw"],
