@@ -210,18 +210,17 @@ fn the_readme_first_command_pulls_the_example_as_it_says() {
             .unwrap();
         (out.status.code(), String::from_utf8(out.stderr).unwrap())
     };
-    let (code, stderr) = run(&args);
-    assert_eq!(code, Some(0), "{stderr}");
-    let said = quoted("The summary reads `");
-    assert!(
-        stderr.starts_with(&said),
-        "README says {said:?}; gcrec printed {stderr:?}"
-    );
-    let (code, stderr) = run(&args);
-    assert_eq!(code, Some(0), "{stderr}");
-    let said = quoted("Run the command again and it pulls nothing (`");
-    assert!(
-        stderr.starts_with(&said),
-        "README says {said:?}; gcrec printed {stderr:?}"
-    );
+    // The first run, then the same command again.
+    for intro in [
+        "The summary reads `",
+        "Run the command again and it pulls nothing (`",
+    ] {
+        let (code, stderr) = run(&args);
+        assert_eq!(code, Some(0), "{stderr}");
+        let said = quoted(intro);
+        assert!(
+            stderr.starts_with(&said),
+            "README says {said:?}; gcrec printed {stderr:?}"
+        );
+    }
 }

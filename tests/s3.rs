@@ -591,6 +591,18 @@ fn a_one_gib_object_downloads_as_ranged_parts_byte_identical_in_bounded_memory()
     assert_eq!(m[key]["sha256_downloaded"].as_str().unwrap(), sha(&source));
 }
 
+/// Creates `bucket` with Object Lock enabled and puts the export in it.
+async fn upload_locked(client: &aws_sdk_s3::Client, bucket: &str, export: &Export) {
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    gcrec_testkit::servers::upload(client, bucket, export.objects()).await;
+}
+
 #[test]
 fn legal_holds_go_on_and_off_version_by_version() {
     let export = small_export(1);
@@ -598,18 +610,8 @@ fn legal_holds_go_on_and_off_version_by_version() {
     let rt = runtime();
     let client = moto.s3_client();
     rt.block_on(async {
-        client
-            .create_bucket()
-            .bucket("held")
-            .object_lock_enabled_for_bucket(true)
-            .send()
-            .await
-            .unwrap();
-        client.create_bucket().bucket("plain").send().await.unwrap();
-        for bucket in ["held", "plain"] {
-            let objects = export.objects().map(|(k, b)| (k, b, HashMap::new()));
-            upload_with(&client, bucket, &Sse::None, objects).await;
-        }
+        upload_locked(&client, "held", &export).await;
+        gcrec_testkit::servers::upload(&client, "plain", export.objects()).await;
     });
     let objects = export.objects().count();
     let hold = |args: &[&str]| {
@@ -693,17 +695,7 @@ fn an_evidence_bag_validates_with_bagit_py_and_an_altered_byte_fails_both_checks
     let moto = Moto::start();
     let rt = runtime();
     let client = moto.s3_client();
-    rt.block_on(async {
-        client
-            .create_bucket()
-            .bucket("evidence")
-            .object_lock_enabled_for_bucket(true)
-            .send()
-            .await
-            .unwrap();
-        let objects = export.objects().map(|(k, b)| (k, b, HashMap::new()));
-        upload_with(&client, "evidence", &Sse::None, objects).await;
-    });
+    rt.block_on(upload_locked(&client, "evidence", &export));
     let held = &export.recordings[0];
     let run = gcrec_s3(
         &moto.endpoint,
