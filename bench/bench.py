@@ -108,8 +108,7 @@ class Servers:
         self.procs = []
         port = free_port()
         self.procs.append(start([str(TOOLS / "bench/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, "moto"))
-        self.kms = self.moto = f"http://127.0.0.1:{port}"
-        self.s3 = self.moto
+        self.kms = self.s3 = f"http://127.0.0.1:{port}"
         self.data = None
         if server == "s3s-fs":
             data = work / "s3s-fs"
@@ -128,21 +127,21 @@ class Servers:
             p.wait()
 
 
-def clients(servers):
+def clients(s3_url, kms_url):
     import boto3
     from botocore.config import Config
 
     common = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
                   config=Config(max_pool_connections=32, s3={"addressing_style": "path"},
                                  request_checksum_calculation="when_required"))
-    return boto3.client("s3", endpoint_url=servers.s3, **common), boto3.client("kms", endpoint_url=servers.kms, **common)
+    return boto3.client("s3", endpoint_url=s3_url, **common), boto3.client("kms", endpoint_url=kms_url, **common)
 
 
-def s3ec_client(servers, key_arn=None):
+def s3ec_client(s3_url, kms_url, key_arn=None):
     from s3_encryption import S3EncryptionClient, S3EncryptionClientConfig
     from s3_encryption.materials.kms_keyring import KmsKeyring
 
-    s3, kms = clients(servers)
+    s3, kms = clients(s3_url, kms_url)
     if key_arn is None:
         key_arn = kms.create_key(Description="gcrec bench")["KeyMetadata"]["Arn"]
     return S3EncryptionClient(s3, S3EncryptionClientConfig(keyring=KmsKeyring(kms, key_arn))), key_arn
@@ -182,7 +181,6 @@ def files_under(d):
 def upload(servers, plain, encryption, work, jobs=16):
     """Puts the export into the bucket, encrypting every media file; returns the bucket's
     object count and byte size."""
-    s3, _ = clients(servers)
     keys = files_under(plain)
     media = [k for k in keys if k.endswith(MEDIA)]
     if encryption == "pgp":
@@ -205,7 +203,7 @@ def upload(servers, plain, encryption, work, jobs=16):
         put_media = key_arn = None
     else:
         source = plain
-        encrypting, key_arn = s3ec_client(servers)
+        encrypting, key_arn = s3ec_client(servers.s3, servers.kms)
         put_media = encrypting
     if servers.data is not None:
         # s3s-fs serves a directory: each folder a bucket, each file an object. (Its PUT
@@ -215,6 +213,7 @@ def upload(servers, plain, encryption, work, jobs=16):
                              "metadata, which only a PUT can store")
         shutil.copytree(source, servers.data / BUCKET)
         return media, len(keys), sum((source / k).stat().st_size for k in keys)
+    s3, _ = clients(servers.s3, servers.kms)
     s3.create_bucket(Bucket=BUCKET)
     mediaset = set(media)
 
@@ -430,10 +429,8 @@ def plot(points, tools, png, title):
 
 def s3ec_get(a):
     """The S3EC baseline: what a user scripts with the official client."""
-    class S:
-        s3, kms = a.s3, a.kms
-    s3, _ = clients(S)
-    encrypting, _ = s3ec_client(S, key_arn=a.key_arn)
+    s3, _ = clients(a.s3, a.kms)
+    encrypting, _ = s3ec_client(a.s3, a.kms, key_arn=a.key_arn)
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
             for o in page.get("Contents", [])]
 
