@@ -45,9 +45,7 @@ pub enum KeyError {
         reason: String,
     },
     /// A passphrase-protected key and no passphrase.
-    #[error(
-        "{path}: key {key} is passphrase-protected; give the passphrase with --passphrase-env VAR or --passphrase-file FILE (or run on a terminal to be asked)"
-    )]
+    #[error("{path}: key {key} is passphrase-protected; give the passphrase")]
     PassphraseNeeded {
         /// The file.
         path: PathBuf,
@@ -62,6 +60,18 @@ pub enum KeyError {
         /// The key's ID.
         key: String,
     },
+}
+
+impl KeyError {
+    /// What the user can give to get past this error.
+    pub fn hint(&self) -> Option<crate::Hint> {
+        match self {
+            KeyError::PassphraseNeeded { .. } | KeyError::WrongPassphrase { .. } => {
+                Some(crate::Hint::Passphrase)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What a key file holds, for `gcrec keys inspect` and logs. No secret material.
@@ -290,13 +300,21 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, KeyError> {
         ));
     }
     if pem("RSA PRIVATE KEY") {
-        let key = RsaPrivateKey::from_pkcs1_pem(text.unwrap_or_default())
-            .map_err(|e| unrecognized(&format!("invalid PKCS#1 RSA key: {e}")))?;
+        let key = RsaPrivateKey::from_pkcs1_pem(text.unwrap_or_default()).map_err(|e| {
+            unrecognized(&format!(
+                "invalid PKCS#1 RSA key: {}",
+                crate::parser_error(&e)
+            ))
+        })?;
         return Ok(Parsed::Rsa(Box::new(key)));
     }
     if pem("PRIVATE KEY") {
-        let key = RsaPrivateKey::from_pkcs8_pem(text.unwrap_or_default())
-            .map_err(|e| unrecognized(&format!("invalid PKCS#8 key (only RSA is used): {e}")))?;
+        let key = RsaPrivateKey::from_pkcs8_pem(text.unwrap_or_default()).map_err(|e| {
+            unrecognized(&format!(
+                "invalid PKCS#8 key (only RSA is used): {}",
+                crate::parser_error(&e)
+            ))
+        })?;
         return Ok(Parsed::Rsa(Box::new(key)));
     }
     if pem("ENCRYPTED PRIVATE KEY") {
@@ -311,11 +329,14 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, KeyError> {
         b & 0x80 != 0 && tag == 5
     });
     if pem("PGP PRIVATE KEY BLOCK") || pgp_binary {
-        let (keys, _) = PublicOrSecret::from_reader_many(Cursor::new(data))
-            .map_err(|e| unrecognized(&format!("invalid OpenPGP key: {e}")))?;
+        let (keys, _) = PublicOrSecret::from_reader_many(Cursor::new(data)).map_err(|e| {
+            unrecognized(&format!("invalid OpenPGP key: {}", crate::parser_error(&e)))
+        })?;
         let mut secret = Vec::new();
         for key in keys {
-            match key.map_err(|e| unrecognized(&format!("invalid OpenPGP key: {e}")))? {
+            match key.map_err(|e| {
+                unrecognized(&format!("invalid OpenPGP key: {}", crate::parser_error(&e)))
+            })? {
                 PublicOrSecret::Secret(k) => secret.push(k),
                 PublicOrSecret::Public(_) => {}
             }

@@ -78,6 +78,15 @@ impl DecryptError {
     pub fn is_permission(&self) -> bool {
         matches!(self, DecryptError::S3ec(e) if e.is_permission())
     }
+
+    /// What the user can give to get past this error, when gcrec can tell.
+    pub fn hint(&self) -> Option<crate::Hint> {
+        match self {
+            DecryptError::S3ec(e) => e.hint(),
+            DecryptError::OpenPgp(PgpError::MissingKey { .. }) => Some(crate::Hint::Key),
+            _ => None,
+        }
+    }
 }
 
 /// A format with whatever it needs to decrypt (the unwrapped data key for S3EC).

@@ -25,8 +25,8 @@ pub enum PgpError {
     /// None of the keys given is a recipient.
     #[error(
         "no key for this message: it is encrypted to key ID(s) {}; the keys given are {}",
-        .needed.join(", "),
-        if .have.is_empty() { "none".to_owned() } else { .have.join(", ") }
+        some_of(.needed),
+        if .have.is_empty() { "none".to_owned() } else { some_of(.have) }
     )]
     MissingKey {
         /// Recipient key IDs (hex), as the message names them.
@@ -51,6 +51,21 @@ pub enum PgpError {
     /// Writing the plaintext failed.
     #[error("writing the plaintext: {0}")]
     Write(std::io::Error),
+}
+
+/// At most a few IDs, then how many more: a hostile message may name thousands.
+fn some_of(ids: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut text = ids
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(" … and {} more", ids.len() - SHOWN));
+    }
+    text
 }
 
 /// What opened a message.
@@ -81,7 +96,7 @@ where
     } else {
         Message::from_bytes(reader)
     }
-    .map_err(|e| PgpError::Parse(e.to_string()))?;
+    .map_err(|e| PgpError::Parse(crate::parser_error(&e)))?;
     let Message::Encrypted { esk, .. } = &message else {
         return Err(PgpError::NotEncrypted);
     };
@@ -146,7 +161,7 @@ where
             .decrypt_the_ring(ring, true)
             .map_err(|e| PgpError::SessionKey {
                 key: first_candidate.clone(),
-                reason: e.to_string(),
+                reason: crate::parser_error(&e),
             })?;
     let opened = result
         .secret_keys
@@ -158,7 +173,7 @@ where
     while message.is_compressed() {
         message = message
             .decompress()
-            .map_err(|e| PgpError::Integrity(e.to_string()))?;
+            .map_err(|e| PgpError::Integrity(crate::parser_error(&e)))?;
     }
     // Large steps: rPGP hands out as much as it has decrypted, and every step costs a
     // trip through its reader stack.
@@ -169,7 +184,7 @@ where
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(PgpError::Integrity(e.to_string())),
+            Err(e) => return Err(PgpError::Integrity(crate::parser_error(&e))),
         };
         out.write_all(&buf[..n]).map_err(PgpError::Write)?;
         bytes += n as u64;

@@ -78,7 +78,7 @@ pub trait Kms: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum S3ecError {
     /// The wrap needs a kind of key the keyring does not have.
-    #[error("the data key is wrapped with {wrap}, and no {needed} was given (--key)")]
+    #[error("the data key is wrapped with {wrap}, and no {needed} was given")]
     NoKey {
         /// The wrap.
         wrap: &'static str,
@@ -114,9 +114,9 @@ pub enum S3ecError {
     /// V3: the derived key does not match the stored commitment.
     #[error("the key commitment does not match (x-amz-d): wrong key or an altered envelope")]
     CommitmentMismatch,
-    /// V1 CBC without `--allow-legacy-cbc`.
+    /// V1 CBC, and unauthenticated containers are not allowed.
     #[error(
-        "this is a legacy V1 (AES-CBC) object, which carries no authentication tag; pass --allow-legacy-cbc to decrypt it anyway"
+        "this is a legacy V1 (AES-CBC) object, which carries no authentication tag: refused unless unauthenticated containers are explicitly allowed"
     )]
     LegacyCbcRefused,
     /// CBC padding is wrong (wrong key or altered ciphertext).
@@ -134,7 +134,16 @@ pub enum S3ecError {
 }
 
 impl S3ecError {
-    /// Whether this is a permission problem (exit code 3).
+    /// What the user can give to get past this error, when gcrec can tell.
+    pub fn hint(&self) -> Option<crate::Hint> {
+        match self {
+            S3ecError::NoKey { .. } | S3ecError::WrongKey { .. } => Some(crate::Hint::Key),
+            S3ecError::LegacyCbcRefused => Some(crate::Hint::AllowUnauthenticated),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a permission problem (KMS access denied).
     pub fn is_permission(&self) -> bool {
         matches!(self, S3ecError::Kms(KmsError::AccessDenied { .. }))
     }

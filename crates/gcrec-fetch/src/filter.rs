@@ -9,9 +9,9 @@
 
 use std::collections::HashSet;
 
-use crate::catalog::{CatalogEvent, Recording};
 use crate::metadata::RecordingMetadata;
 use crate::prune::TimeRange;
+use crate::recording::{Recording, ScanEvent};
 
 /// A query over recordings. The default matches everything.
 #[derive(Debug, Clone, Default)]
@@ -220,10 +220,10 @@ impl RecordingFilter {
     }
 
     /// Whether an event from the listing can still match (skipped keys always pass).
-    pub fn admits_event(&self, event: &CatalogEvent) -> bool {
+    pub fn admits_event(&self, event: &ScanEvent) -> bool {
         match event {
-            CatalogEvent::Recording(r) | CatalogEvent::Unchecked(r) => self.matches_location(r),
-            CatalogEvent::Skipped(_) => true,
+            ScanEvent::Recording(r) | ScanEvent::Unchecked(r) => self.matches_location(r),
+            ScanEvent::Skipped(_) => true,
         }
     }
 

@@ -174,18 +174,66 @@ pub fn is_safe_key(key: &str) -> bool {
     !body.is_empty() && body.split('/').all(is_safe_segment)
 }
 
-/// One partition segment's name and numeric value, e.g. `month=03` → 3.
-/// Accepts 1–2 digits for month/day/hour and exactly 4 for year.
-pub(crate) fn partition_value(segment: &str, name: &str) -> Option<u32> {
-    let value = segment.strip_prefix(name)?.strip_prefix('=')?;
-    let max_len = if name == "year" { 4 } else { 2 };
-    if value.is_empty() || value.len() > max_len || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// The time partitions of the layout, outermost first: `year=`, `month=`, `day=`, `hour=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    /// `year=YYYY` (exactly four digits).
+    Year,
+    /// `month=M` or `month=MM`.
+    Month,
+    /// `day=D` or `day=DD`.
+    Day,
+    /// `hour=H` or `hour=HH`.
+    Hour,
+}
+
+impl Partition {
+    /// Every partition, outermost first.
+    pub const ALL: [Partition; 4] = [
+        Partition::Year,
+        Partition::Month,
+        Partition::Day,
+        Partition::Hour,
+    ];
+
+    /// The segment's name before `=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Partition::Year => "year",
+            Partition::Month => "month",
+            Partition::Day => "day",
+            Partition::Hour => "hour",
+        }
     }
-    if name == "year" && value.len() != 4 {
-        return None;
+
+    /// The numeric value of a segment of this partition, e.g. `month=03` → 3. Accepts
+    /// 1–2 digits for month/day/hour and exactly 4 for year.
+    pub fn value(self, segment: &str) -> Option<u32> {
+        let value = segment.strip_prefix(self.name())?.strip_prefix('=')?;
+        let ok_len = match self {
+            Partition::Year => value.len() == 4,
+            _ => (1..=2).contains(&value.len()),
+        };
+        if !ok_len || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        value.parse().ok()
     }
-    value.parse().ok()
+
+    /// Whether `segment` is named like this partition (`month=…`), whatever its value.
+    pub fn names(self, segment: &str) -> bool {
+        segment
+            .strip_prefix(self.name())
+            .is_some_and(|v| v.starts_with('='))
+    }
+}
+
+/// The conversation folder's segment prefix, `conversation_id=`.
+pub const CONVERSATION_PREFIX: &str = "conversation_id=";
+
+/// Whether a folder name is one of the layout's partition or conversation folders.
+pub fn is_partition_segment(segment: &str) -> bool {
+    Partition::ALL.iter().any(|p| p.names(segment)) || segment.starts_with(CONVERSATION_PREFIX)
 }
 
 /// Classifies an object key.
@@ -227,25 +275,22 @@ pub fn parse_key(key: &str) -> ParsedKey {
         segments[n - 2],
         segments[n - 1],
     ];
-    let Some(conversation_id) = conv.strip_prefix("conversation_id=") else {
+    let Some(conversation_id) = conv.strip_prefix(CONVERSATION_PREFIX) else {
         return ParsedKey::Skipped(SkipReason::Foreign);
     };
-    let names_fit = [
-        (year, "year"),
-        (month, "month"),
-        (day, "day"),
-        (hour, "hour"),
-    ]
-    .iter()
-    .all(|(seg, name)| seg.strip_prefix(name).is_some_and(|v| v.starts_with('=')));
+    let partitions = [year, month, day, hour];
+    let names_fit = Partition::ALL
+        .iter()
+        .zip(partitions)
+        .all(|(p, s)| p.names(s));
     if !names_fit || conversation_id.is_empty() {
         return ParsedKey::Skipped(SkipReason::Foreign);
     }
     let parts = (
-        partition_value(year, "year"),
-        partition_value(month, "month"),
-        partition_value(day, "day"),
-        partition_value(hour, "hour"),
+        Partition::Year.value(year),
+        Partition::Month.value(month),
+        Partition::Day.value(day),
+        Partition::Hour.value(hour),
     );
     let (Some(y), Some(m), Some(d), Some(h)) = parts else {
         return ParsedKey::Skipped(SkipReason::BadPartition);
@@ -500,12 +545,14 @@ mod tests {
 
     #[test]
     fn partition_values() {
-        assert_eq!(partition_value("month=03", "month"), Some(3));
-        assert_eq!(partition_value("month=3", "month"), Some(3));
-        assert_eq!(partition_value("month=", "month"), None);
-        assert_eq!(partition_value("month=+3", "month"), None);
-        assert_eq!(partition_value("year=2024", "year"), Some(2024));
-        assert_eq!(partition_value("year=202", "year"), None);
-        assert_eq!(partition_value("years=2024", "year"), None);
+        assert_eq!(Partition::Month.value("month=03"), Some(3));
+        assert_eq!(Partition::Month.value("month=3"), Some(3));
+        assert_eq!(Partition::Month.value("month="), None);
+        assert_eq!(Partition::Month.value("month=+3"), None);
+        assert_eq!(Partition::Year.value("year=2024"), Some(2024));
+        assert_eq!(Partition::Year.value("year=202"), None);
+        assert_eq!(Partition::Year.value("years=2024"), None);
+        assert!(is_partition_segment("conversation_id=c1") && is_partition_segment("day=7"));
+        assert!(!is_partition_segment("org-1"));
     }
 }

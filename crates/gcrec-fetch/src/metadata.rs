@@ -141,7 +141,7 @@ pub struct RecordingMetadata {
 pub enum MetadataProblem {
     /// The sidecar is larger than the cap.
     #[error(
-        "is {size} bytes, over the {cap}-byte sidecar limit; it was not read (raise --max-sidecar-bytes if it is genuine)"
+        "is {size} bytes, over the {cap}-byte sidecar limit; it was not read: raise the limit if it is genuine"
     )]
     TooLarge {
         /// Size of the object.
@@ -189,6 +189,14 @@ pub struct MetadataError {
     pub key: String,
     /// What is wrong.
     pub problem: MetadataProblem,
+}
+
+impl MetadataError {
+    /// What the user can change to get past this error, when there is something.
+    pub fn hint(&self) -> Option<crate::Hint> {
+        matches!(self.problem, MetadataProblem::TooLarge { .. })
+            .then_some(crate::Hint::SidecarLimit)
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {

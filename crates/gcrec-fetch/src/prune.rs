@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Months, NaiveDate, NaiveDateTime, TimeZone, Utc
 use futures::{StreamExt, TryStreamExt};
 use thiserror::Error;
 
-use crate::layout::partition_value;
+use crate::layout::{CONVERSATION_PREFIX, Partition};
 use crate::source::{ListRequest, ObjectSource, ObjectSummary, SourceError, list_all};
 
 /// How many unknown folder levels below the base prefix are searched for organizations
@@ -154,21 +154,21 @@ enum Node {
 impl Node {
     /// The next node down for a child segment, if the segment is the next partition.
     fn child(self, segment: &str) -> Option<Node> {
-        let value = |name| partition_value(segment, name);
+        let value = |p: Partition| p.value(segment);
         let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
         match self {
-            Node::Unknown { .. } => value("year").map(|y| Node::Year(y as i32)),
-            Node::Year(y) => value("month")
+            Node::Unknown { .. } => value(Partition::Year).map(|y| Node::Year(y as i32)),
+            Node::Year(y) => value(Partition::Month)
                 .filter(|m| (1..=12).contains(m))
                 .map(|m| Node::Month(y, m)),
-            Node::Month(y, m) => value("day")
+            Node::Month(y, m) => value(Partition::Day)
                 .filter(|d| date(y, m, *d).is_some())
                 .map(|d| Node::Day(y, m, d)),
-            Node::Day(y, m, d) => value("hour")
+            Node::Day(y, m, d) => value(Partition::Hour)
                 .filter(|h| *h < 24)
                 .map(|h| Node::Hour(y, m, d, h)),
             Node::Hour(..) => segment
-                .starts_with("conversation_id=")
+                .starts_with(CONVERSATION_PREFIX)
                 .then_some(Node::Conversation),
             Node::Conversation => Some(Node::Conversation),
         }

@@ -95,6 +95,26 @@ impl ObjectSource for FaultySource {
         self.inner.head(key, request).await
     }
 
+    async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
+        self.transient("")?;
+        self.inner.object_lock_enabled().await
+    }
+
+    async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
+        self.transient(key)?;
+        self.inner.legal_hold(key, version_id).await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        self.transient(key)?;
+        self.inner.set_legal_hold(key, version_id, on).await
+    }
+
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
         self.transient(key)?;
         let body = self.inner.get(key, request).await?;

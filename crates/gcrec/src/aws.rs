@@ -53,26 +53,6 @@ pub async fn open_source(
     )?)
 }
 
-/// Opens an `s3://bucket[/prefix]` SOURCE as the S3 source itself (for S3-only
-/// operations such as legal holds), with its base prefix.
-pub async fn open_s3(
-    location: &str,
-    args: &AwsArgs,
-) -> anyhow::Result<(std::sync::Arc<gcrec_fetch::source::S3Source>, String)> {
-    if !location.starts_with("s3://") {
-        return Err(crate::exit::UsageError(format!(
-            "{location}: this command works on S3 buckets only (s3://BUCKET[/PREFIX])"
-        ))
-        .into());
-    }
-    let (config, options) = s3_config(location, args).await?;
-    let (bucket, prefix) = gcrec_fetch::source::parse_s3_url(location)?;
-    Ok((
-        std::sync::Arc::new(gcrec_fetch::source::S3Source::new(&config, bucket, options)),
-        prefix,
-    ))
-}
-
 /// The SDK configuration and S3 options a SOURCE URL and the AWS flags give.
 async fn s3_config(
     location: &str,

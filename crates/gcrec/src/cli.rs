@@ -105,6 +105,12 @@ pub struct DecryptArgs {
     /// JSON Lines on stdout: one object per file, then a summary.
     #[arg(long)]
     pub json: bool,
+    /// Fail every file that is not encrypted (plain media).
+    #[arg(long)]
+    pub require_encryption: bool,
+    /// Fail a file whose plaintext grows past this many times its size (plus 1 MiB).
+    #[arg(long, value_name = "RATIO", default_value_t = gcrec_pull::object::DEFAULT_MAX_EXPANSION, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_expansion: u64,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -112,8 +118,7 @@ pub struct DecryptArgs {
 }
 
 /// How `pull` names output files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputLayout {
     /// The source keys under DIR (encrypted suffixes dropped): DIR is itself a valid
     /// local source for ls, pull and verify.
@@ -169,6 +174,15 @@ pub struct PullArgs {
     /// object metadata (*.gcrec-object.json), so DIR/encrypted is a local source.
     #[arg(long)]
     pub keep_encrypted: bool,
+    /// Fail every recording whose media is not encrypted (plain Ogg, ZIP, …): a check
+    /// that the export's encryption was on for all of it.
+    #[arg(long)]
+    pub require_encryption: bool,
+    /// Fail a recording whose plaintext grows past this many times its downloaded size
+    /// (plus 1 MiB): a guard against decompression bombs. Recordings are compressed
+    /// media and do not grow.
+    #[arg(long, value_name = "RATIO", default_value_t = gcrec_pull::object::DEFAULT_MAX_EXPANSION, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_expansion: u64,
     /// On a re-run, re-hash existing outputs (SHA-256) before skipping them, not just
     /// compare sizes.
     #[arg(long)]
@@ -374,6 +388,16 @@ pub struct FilterArgs {
     /// Message type: sms, whatsapp, webmessaging, facebook, …
     #[arg(long, value_name = "TYPE")]
     pub message_type: Vec<String>,
+}
+
+impl From<OutputLayout> for gcrec_pull::outpath::OutputLayout {
+    fn from(l: OutputLayout) -> Self {
+        match l {
+            OutputLayout::Mirror => Self::Mirror,
+            OutputLayout::Conversation => Self::Conversation,
+            OutputLayout::Flat => Self::Flat,
+        }
+    }
 }
 
 #[cfg(test)]

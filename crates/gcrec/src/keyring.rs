@@ -55,8 +55,8 @@ pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
     let mut keys = Keyring::new();
     for path in &args.keys {
         for file in key_files(path)? {
-            keys.load(&file, &mut passphrases)
-                .map_err(|e| UsageError(e.to_string()))?;
+            // A key error is a usage error (exit 2) and carries its hint.
+            keys.load(&file, &mut passphrases)?;
         }
     }
     Ok(keys)

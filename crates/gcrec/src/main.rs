@@ -4,17 +4,13 @@
 //! the outcome to a documented exit code.
 
 mod aws;
-mod bag;
 mod cli;
 mod commands;
 mod exit;
 mod filters;
 mod keyring;
-mod manifest;
-mod outpath;
 mod output;
 mod passphrase;
-mod pipeline;
 mod progress;
 
 use std::process::ExitCode;

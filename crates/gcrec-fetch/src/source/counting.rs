@@ -18,6 +18,9 @@ pub struct CallCounts {
     pub get: u64,
     /// Entries (objects and common prefixes) that list calls returned.
     pub listed_entries: u64,
+    /// Legal-hold calls (reading the bucket's Object Lock configuration, reading and
+    /// setting holds).
+    pub legal_hold: u64,
 }
 
 /// Wraps a source and counts its calls. Listing prefixes are recorded too.
@@ -28,6 +31,7 @@ pub struct CountingSource<S> {
     head: AtomicU64,
     get: AtomicU64,
     entries: AtomicU64,
+    holds: AtomicU64,
     listed: std::sync::Mutex<Vec<String>>,
 }
 
@@ -40,6 +44,7 @@ impl<S> CountingSource<S> {
             head: AtomicU64::new(0),
             get: AtomicU64::new(0),
             entries: AtomicU64::new(0),
+            holds: AtomicU64::new(0),
             listed: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -51,6 +56,7 @@ impl<S> CountingSource<S> {
             head: self.head.load(Ordering::Relaxed),
             get: self.get.load(Ordering::Relaxed),
             listed_entries: self.entries.load(Ordering::Relaxed),
+            legal_hold: self.holds.load(Ordering::Relaxed),
         }
     }
 
@@ -96,5 +102,25 @@ impl<S: ObjectSource> ObjectSource for CountingSource<S> {
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
         self.get.fetch_add(1, Ordering::Relaxed);
         self.inner.get(key, request).await
+    }
+
+    async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
+        self.holds.fetch_add(1, Ordering::Relaxed);
+        self.inner.object_lock_enabled().await
+    }
+
+    async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
+        self.holds.fetch_add(1, Ordering::Relaxed);
+        self.inner.legal_hold(key, version_id).await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        self.holds.fetch_add(1, Ordering::Relaxed);
+        self.inner.set_legal_hold(key, version_id, on).await
     }
 }

@@ -35,6 +35,8 @@ pub struct MemoryObject {
 #[derive(Debug, Default)]
 pub struct MemorySource {
     objects: RwLock<BTreeMap<String, MemoryObject>>,
+    /// `Some` when the "bucket" has Object Lock: the keys under legal hold.
+    holds: RwLock<Option<std::collections::BTreeSet<String>>>,
 }
 
 fn etag_of(body: &[u8]) -> String {
@@ -49,6 +51,13 @@ impl MemorySource {
     /// An empty source.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Turns on Object Lock, so that objects can be put under legal hold (the in-memory
+    /// double of a bucket created with Object Lock enabled).
+    pub fn enable_object_lock(&self) {
+        let mut holds = self.holds.write().unwrap_or_else(|e| e.into_inner());
+        holds.get_or_insert_with(Default::default);
     }
 
     /// Stores (or replaces) an object.
@@ -149,5 +158,42 @@ impl ObjectSource for MemorySource {
             range,
             stream: Box::pin(futures::stream::iter(chunks)),
         })
+    }
+
+    async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
+        Ok(self
+            .holds
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some())
+    }
+
+    async fn legal_hold(&self, key: &str, _version_id: Option<&str>) -> Result<bool, SourceError> {
+        self.lookup(key, &GetRequest::default())?;
+        let holds = self.holds.read().unwrap_or_else(|e| e.into_inner());
+        Ok(holds.as_ref().is_some_and(|h| h.contains(key)))
+    }
+
+    async fn set_legal_hold(
+        &self,
+        key: &str,
+        _version_id: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        self.lookup(key, &GetRequest::default())?;
+        let mut holds = self.holds.write().unwrap_or_else(|e| e.into_inner());
+        let Some(held) = holds.as_mut() else {
+            return Err(SourceError::Remote {
+                key: key.to_owned(),
+                message: "InvalidRequest: the bucket does not have Object Lock enabled".into(),
+                retryable: false,
+            });
+        };
+        if on {
+            held.insert(key.to_owned());
+        } else {
+            held.remove(key);
+        }
+        Ok(())
     }
 }

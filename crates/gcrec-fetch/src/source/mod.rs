@@ -324,6 +324,8 @@ pub enum SourceError {
         key: String,
         /// What the source said, including which permission is missing when known.
         message: String,
+        /// What the user can give to get past it, when gcrec can tell.
+        hint: Option<crate::Hint>,
     },
     /// The object changed since it was listed (ETag no longer matches).
     #[error(
@@ -408,8 +410,9 @@ pub enum SourceError {
         /// What did not match.
         message: String,
     },
-    /// The object is not encrypted at rest as `--expect-sse` requires.
-    #[error("{key}: server-side encryption is {found}, expected {expected} (--expect-sse)")]
+    /// The object is not encrypted at rest as the run requires
+    /// ([`crate::transfer::TransferOptions::expect_sse`]).
+    #[error("{key}: server-side encryption is {found}, expected {expected}")]
     UnexpectedSse {
         /// The key.
         key: String,
@@ -464,6 +467,15 @@ impl SourceError {
     pub fn is_permission(&self) -> bool {
         matches!(self, SourceError::AccessDenied { .. })
     }
+
+    /// What the user can give to get past this error, when gcrec can tell.
+    pub fn hint(&self) -> Option<crate::Hint> {
+        match self {
+            SourceError::AccessDenied { hint, .. } => *hint,
+            SourceError::UnexpectedSse { .. } => Some(crate::Hint::ExpectedSse),
+            _ => None,
+        }
+    }
 }
 
 /// Somewhere export objects can be listed and read: an S3 bucket, a local directory laid
@@ -486,6 +498,36 @@ pub trait ObjectSource: Send + Sync + fmt::Debug {
 
     /// An object's body, streamed.
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError>;
+
+    /// Whether the store can put objects under legal hold (S3 Object Lock enabled on the
+    /// bucket). Stores without legal holds answer [`SourceError::Unsupported`].
+    async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
+        Err(no_legal_holds())
+    }
+
+    /// The legal hold on one version of an object (`false` when none was ever set).
+    async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
+        let _ = (key, version_id);
+        Err(no_legal_holds())
+    }
+
+    /// Sets (`on`) or releases the legal hold on one version of an object.
+    async fn set_legal_hold(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        let _ = (key, version_id, on);
+        Err(no_legal_holds())
+    }
+}
+
+fn no_legal_holds() -> SourceError {
+    SourceError::Unsupported {
+        what: "legal holds (S3 Object Lock)",
+        source_kind: "non-S3",
+    }
 }
 
 #[async_trait]
@@ -501,6 +543,20 @@ impl<S: ObjectSource + ?Sized> ObjectSource for Arc<S> {
     }
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
         (**self).get(key, request).await
+    }
+    async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
+        (**self).object_lock_enabled().await
+    }
+    async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
+        (**self).legal_hold(key, version_id).await
+    }
+    async fn set_legal_hold(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        (**self).set_legal_hold(key, version_id, on).await
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{LocalSource, ObjectSource, SourceError};
+use crate::layout::{Partition, is_partition_segment};
 
 /// A source opened from a SOURCE argument.
 #[derive(Debug, Clone)]
@@ -13,12 +14,8 @@ pub struct OpenedSource {
     /// The prefix the argument pointed at inside it (`""`, `org/`,
     /// `org/year=2024/month=03/`, …), always ending in `/` unless empty.
     pub base_prefix: String,
-}
-
-fn is_partition_segment(name: &str) -> bool {
-    ["year=", "month=", "day=", "hour=", "conversation_id="]
-        .iter()
-        .any(|p| name.starts_with(p))
+    /// The directory read, for a local source (canonical): outputs must not overlap it.
+    pub local_root: Option<std::path::PathBuf>,
 }
 
 /// Opens a local SOURCE argument: a directory laid out like the bucket. (`s3://` URLs
@@ -55,7 +52,7 @@ pub fn open_source(location: &str) -> Result<OpenedSource, SourceError> {
             .any(|e| {
                 e.file_name()
                     .to_str()
-                    .is_some_and(|n| n.starts_with("year="))
+                    .is_some_and(|n| Partition::Year.names(n))
                     && e.file_type().is_ok_and(|t| t.is_dir())
             });
     if is_org && let (Some(org), Some(parent)) = (name_of(root), root.parent()) {
@@ -68,6 +65,7 @@ pub fn open_source(location: &str) -> Result<OpenedSource, SourceError> {
         .map(|s| format!("{s}/"))
         .collect::<String>();
     Ok(OpenedSource {
+        local_root: Some(root.to_path_buf()),
         source: Arc::new(LocalSource::open(root)?),
         base_prefix,
     })

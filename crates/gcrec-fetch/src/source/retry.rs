@@ -181,6 +181,31 @@ impl<S: ObjectSource + 'static> ObjectSource for RetryingSource<S> {
         self.policy.run(key, || self.inner.head(key, request)).await
     }
 
+    async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
+        self.policy
+            .run("", || self.inner.object_lock_enabled())
+            .await
+    }
+
+    async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
+        self.policy
+            .run(key, || self.inner.legal_hold(key, version_id))
+            .await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        // Idempotent: setting a hold to the same status twice is harmless, so a retry
+        // after an answer that was lost is safe.
+        self.policy
+            .run(key, || self.inner.set_legal_hold(key, version_id, on))
+            .await
+    }
+
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
         let first = self
             .policy

@@ -14,6 +14,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 
+use crate::Hint;
+
 use super::{
     Checksum, ChecksumAlgorithm, GetRequest, ListPage, ListRequest, ObjectBody, ObjectInfo,
     ObjectSource, ObjectSummary, OpenedSource, ServerSideEncryption, SourceError, SseMode,
@@ -289,91 +291,13 @@ impl S3Source {
         Ok(OpenedSource {
             source: std::sync::Arc::new(super::RetryingSource::new(source, policy)),
             base_prefix,
+            local_root: None,
         })
     }
 
     /// The bucket's name.
     pub fn bucket(&self) -> &str {
         &self.bucket
-    }
-
-    /// Whether the bucket has S3 Object Lock enabled (legal holds need it).
-    pub async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
-        let sent = self
-            .call(|client| {
-                client
-                    .get_object_lock_configuration()
-                    .bucket(&self.bucket)
-                    .send()
-            })
-            .await;
-        match sent {
-            Ok(out) => Ok(out
-                .object_lock_configuration()
-                .and_then(|c| c.object_lock_enabled())
-                .is_some_and(|e| e.as_str() == "Enabled")),
-            Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => Ok(false),
-            Err(e) => Err(self.error("", e)),
-        }
-    }
-
-    /// The legal hold on one version of an object (`false` when none was ever set).
-    pub async fn legal_hold(
-        &self,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> Result<bool, SourceError> {
-        refuse_unsafe(key)?;
-        let sent = self
-            .call(|client| {
-                client
-                    .get_object_legal_hold()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .set_version_id(version_id.map(str::to_owned))
-                    .send()
-            })
-            .await;
-        match sent {
-            Ok(out) => Ok(out
-                .legal_hold()
-                .and_then(|h| h.status())
-                .is_some_and(|s| s.as_str() == "ON")),
-            Err(e) if e.code() == Some("NoSuchObjectLockConfiguration") => Ok(false),
-            Err(e) => Err(self.error(key, e)),
-        }
-    }
-
-    /// Sets (`on`) or releases the legal hold on one version of an object.
-    pub async fn set_legal_hold(
-        &self,
-        key: &str,
-        version_id: Option<&str>,
-        on: bool,
-    ) -> Result<(), SourceError> {
-        use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
-        refuse_unsafe(key)?;
-        let status = if on {
-            ObjectLockLegalHoldStatus::On
-        } else {
-            ObjectLockLegalHoldStatus::Off
-        };
-        self.call(|client| {
-            client
-                .put_object_legal_hold()
-                .bucket(&self.bucket)
-                .key(key)
-                .set_version_id(version_id.map(str::to_owned))
-                .legal_hold(
-                    ObjectLockLegalHold::builder()
-                        .status(status.clone())
-                        .build(),
-                )
-                .send()
-        })
-        .await
-        .map(|_| ())
-        .map_err(|e| self.error(key, e))
     }
 
     /// Turns an SDK failure into a [`SourceError`] that names the object and what to do.
@@ -383,8 +307,8 @@ impl S3Source {
         err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     ) -> SourceError {
         let status = err.raw_response().map(|r| r.status().as_u16());
-        let code = err.code().unwrap_or_default().to_owned();
-        let message = err.message().unwrap_or_default().to_owned();
+        let code = crate::brief(err.code().unwrap_or_default());
+        let message = crate::brief(err.message().unwrap_or_default());
         let key = key.to_owned();
         let what = if key.is_empty() {
             format!("bucket {}", self.bucket)
@@ -405,9 +329,10 @@ impl S3Source {
                 let kms = message.to_ascii_lowercase().contains("kms") || code.starts_with("KMS");
                 SourceError::AccessDenied {
                     key: what,
+                    hint: None,
                     message: if self.sse_c.is_some() && !kms {
                         format!(
-                            "{code}: {message} — either the SSE-C key given with --sse-c-key-file is not this object's key, or the caller needs s3:GetObject on s3://{}",
+                            "{code}: {message} — either the SSE-C key given is not this object's key, or the caller needs s3:GetObject on s3://{}",
                             self.bucket
                         )
                     } else if kms {
@@ -424,6 +349,7 @@ impl S3Source {
             }
             (Some(400), c) if c.starts_with("KMS.") => SourceError::AccessDenied {
                 key: what,
+                hint: None,
                 message: format!(
                     "{code}: {message} — the object's KMS key is disabled, missing or not usable"
                 ),
@@ -434,8 +360,9 @@ impl S3Source {
             {
                 SourceError::AccessDenied {
                     key: what,
+                    hint: Some(Hint::SseCustomerKey),
                     message: format!(
-                        "{code}: {message} — the object is encrypted with SSE-C: give its key with --sse-c-key-file{}",
+                        "{code}: {message} — the object is encrypted with SSE-C{}: give its key",
                         if self.sse_c.is_some() {
                             " (the key given does not match)"
                         } else {
@@ -452,10 +379,17 @@ impl S3Source {
                         code.as_str(),
                         "SlowDown" | "Throttling" | "RequestTimeout" | "RequestTimeTooSkewed"
                     ),
+                // Never the raw response: bodies of misbehaving endpoints can be huge or
+                // hold anything.
                 message: if code.is_empty() {
-                    format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err))
+                    crate::brief(&aws_sdk_s3::error::DisplayErrorContext(&err).to_string())
                 } else {
-                    format!("{code} (HTTP {}): {message}", status.unwrap_or_default())
+                    format!(
+                        "{} (HTTP {}): {}",
+                        crate::brief(&code),
+                        status.unwrap_or_default(),
+                        crate::brief(&message)
+                    )
                 },
             },
         }
@@ -530,6 +464,81 @@ impl ObjectSource for S3Source {
             .map_err(|e| self.error(key, e))?;
         let size = out.content_length().unwrap_or_default().max(0) as u64;
         Ok(object_info!(out, key, size))
+    }
+
+    /// Whether the bucket has S3 Object Lock enabled (legal holds need it).
+    async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
+        let sent = self
+            .call(|client| {
+                client
+                    .get_object_lock_configuration()
+                    .bucket(&self.bucket)
+                    .send()
+            })
+            .await;
+        match sent {
+            Ok(out) => Ok(out
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| e.as_str() == "Enabled")),
+            Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => Ok(false),
+            Err(e) => Err(self.error("", e)),
+        }
+    }
+
+    /// The legal hold on one version of an object (`false` when none was ever set).
+    async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
+        refuse_unsafe(key)?;
+        let sent = self
+            .call(|client| {
+                client
+                    .get_object_legal_hold()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_version_id(version_id.map(str::to_owned))
+                    .send()
+            })
+            .await;
+        match sent {
+            Ok(out) => Ok(out
+                .legal_hold()
+                .and_then(|h| h.status())
+                .is_some_and(|s| s.as_str() == "ON")),
+            Err(e) if e.code() == Some("NoSuchObjectLockConfiguration") => Ok(false),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    /// Sets (`on`) or releases the legal hold on one version of an object.
+    async fn set_legal_hold(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<(), SourceError> {
+        use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
+        refuse_unsafe(key)?;
+        let status = if on {
+            ObjectLockLegalHoldStatus::On
+        } else {
+            ObjectLockLegalHoldStatus::Off
+        };
+        self.call(|client| {
+            client
+                .put_object_legal_hold()
+                .bucket(&self.bucket)
+                .key(key)
+                .set_version_id(version_id.map(str::to_owned))
+                .legal_hold(
+                    ObjectLockLegalHold::builder()
+                        .status(status.clone())
+                        .build(),
+                )
+                .send()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| self.error(key, e))
     }
 
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
@@ -625,7 +634,8 @@ impl ObjectSource for S3Source {
                     Ok(Some(chunk)) => Ok(Some((chunk, (body, key)))),
                     Ok(None) => Ok(None),
                     Err(e) => {
-                        let message = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                        let message =
+                            crate::brief(&aws_sdk_s3::error::DisplayErrorContext(&e).to_string());
                         if message.to_ascii_lowercase().contains("checksum mismatch") {
                             // The bytes arrived but are not the object's: do not resume
                             // past them.

@@ -1,85 +1,18 @@
-//! `gcrec hold`: set, release or report the S3 Object Lock legal hold on every matching
-//! recording (media, S3EC instruction file, sidecars), version by version.
+//! `gcrec hold`: render `gcrec_pull::hold` (set, release or report the S3 Object Lock
+//! legal hold on every object of each matching recording, version by version).
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use futures::TryStreamExt;
-use gcrec_fetch::catalog::{CatalogEvent, ScanOptions, scan};
-use gcrec_fetch::source::{GetRequest, ObjectSource, RetryPolicy, RetryingSource, S3Source};
+use anyhow::Result;
+use gcrec_fetch::scan::ScanOptions;
+use gcrec_fetch::source::{CountingSource, ObjectSource};
+use gcrec_pull::hold::{HoldError, HoldMode, HoldOutcome, run_holds};
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, HoldArgs};
 use crate::exit::{Outcome, UsageError};
 use crate::filters;
 use crate::output::Out;
-
-/// What happened to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Action {
-    /// `--status`: reported only.
-    Status,
-    /// The hold was changed.
-    Changed,
-    /// The hold already was as asked.
-    Already,
-    /// `--dry-run`: would be changed.
-    WouldChange,
-    /// Could not be read or changed.
-    Failed,
-}
-
-struct Report {
-    key: String,
-    version_id: Option<String>,
-    before: Option<bool>,
-    after: Option<bool>,
-    action: Action,
-    error: Option<String>,
-    permission: bool,
-}
-
-async fn one(s3: Arc<S3Source>, key: String, want: Option<bool>, dry_run: bool) -> Report {
-    let mut report = Report {
-        key: key.clone(),
-        version_id: None,
-        before: None,
-        after: None,
-        action: Action::Failed,
-        error: None,
-        permission: false,
-    };
-    let result: Result<(), gcrec_fetch::source::SourceError> = async {
-        // Holds apply to versions: pin the one the listing saw.
-        let info = s3.head(&key, &GetRequest::default()).await?;
-        report.version_id = info.version_id.clone();
-        let version = info.version_id.as_deref();
-        let before = s3.legal_hold(&key, version).await?;
-        report.before = Some(before);
-        report.action = match want {
-            None => Action::Status,
-            Some(w) if w == before => Action::Already,
-            Some(_) if dry_run => Action::WouldChange,
-            Some(w) => {
-                s3.set_legal_hold(&key, version, w).await?;
-                report.after = Some(s3.legal_hold(&key, version).await?);
-                Action::Changed
-            }
-        };
-        if report.after.is_none() {
-            report.after = Some(before);
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        report.action = Action::Failed;
-        report.permission = e.is_permission();
-        report.error = Some(e.to_string());
-    }
-    report
-}
 
 fn on_off(v: Option<bool>) -> &'static str {
     match v {
@@ -90,126 +23,110 @@ fn on_off(v: Option<bool>) -> &'static str {
 }
 
 pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
-    let want = match (args.on, args.off) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
+    let mode = match (args.on, args.off) {
+        (true, _) => HoldMode::On,
+        (_, true) => HoldMode::Off,
+        _ => HoldMode::Status,
     };
     let filter = filters::build(&args.filter)?;
-    let (s3, base_prefix) = crate::aws::open_s3(&args.source, &args.aws).await?;
-    if !s3.object_lock_enabled().await.with_context(|| {
-        format!(
-            "reading the Object Lock configuration of s3://{}",
-            s3.bucket()
-        )
-    })? {
+    if !args.source.starts_with("s3://") {
         return Err(UsageError(format!(
-            "s3://{} does not have S3 Object Lock enabled, so it cannot hold objects. Object \
-             Lock needs versioning; enable it with `aws s3api put-object-lock-configuration \
-             --bucket {} --object-lock-configuration ObjectLockEnabled=Enabled` (irreversible) \
-             — see docs/legal-hold.md",
-            s3.bucket(),
-            s3.bucket()
+            "{}: this command works on S3 buckets only (s3://BUCKET[/PREFIX])",
+            args.source
         ))
         .into());
     }
-    let listing: Arc<dyn ObjectSource> =
-        Arc::new(RetryingSource::new(s3.clone(), RetryPolicy::default()));
+    let opened = crate::aws::open_source(&args.source, &args.aws).await?;
+    let counting = Arc::new(CountingSource::new(opened.source));
+    let source: Arc<dyn ObjectSource> = counting.clone();
     let options = ScanOptions {
-        base_prefix,
+        base_prefix: opened.base_prefix,
         filter,
         read_all_metadata: false,
         ..ScanOptions::default()
     };
-    let keys = scan(listing, options)
-        .try_filter_map(|event| async move {
-            Ok(match event {
-                CatalogEvent::Recording(r) => {
-                    let mut keys = Vec::new();
-                    for m in &r.media {
-                        keys.push(m.object.key.clone());
-                        keys.extend(m.instruction.as_ref().map(|i| i.key.clone()));
-                    }
-                    keys.extend(
-                        r.sidecar
-                            .iter()
-                            .chain(&r.extra_sidecars)
-                            .map(|s| s.key.clone()),
-                    );
-                    Some(futures::stream::iter(
-                        keys.into_iter()
-                            .map(Ok::<String, gcrec_fetch::source::SourceError>),
-                    ))
-                }
-                _ => None,
-            })
-        })
-        .try_flatten();
-    let reports = keys
-        .map_ok(|key| {
-            let s3 = s3.clone();
-            async move { Ok(one(s3, key, want, args.dry_run).await) }
-        })
-        .try_buffered(usize::from(args.jobs));
-    let mut reports = std::pin::pin!(reports);
     let mut out = Out::stdout();
-    let (mut changed, mut already, mut would, mut failed, mut on, mut total) = (0, 0, 0, 0, 0, 0);
-    let mut permission = false;
-    while let Some(r) = reports
-        .try_next()
-        .await
-        .with_context(|| format!("listing {}", args.source))?
-    {
-        total += 1;
-        match r.action {
-            Action::Changed => changed += 1,
-            Action::Already => already += 1,
-            Action::WouldChange => would += 1,
-            Action::Failed => failed += 1,
-            Action::Status => {}
-        }
-        on += u64::from(r.after == Some(true));
-        permission |= r.permission;
-        if args.json {
-            out.line(
-                &json!({
+    let mut write_error = None;
+    let mut on_object = |o: &HoldOutcome| {
+        let line = if args.json {
+            Some(
+                json!({
                     "type": "object",
-                    "key": r.key,
-                    "version_id": r.version_id,
-                    "hold_before": r.before.map(|b| on_off(Some(b))),
-                    "hold_after": r.after.map(|b| on_off(Some(b))),
-                    "action": r.action,
-                    "error": r.error,
+                    "key": o.key,
+                    "version_id": o.version_id,
+                    "hold_before": o.before.map(|b| on_off(Some(b))),
+                    "hold_after": o.after.map(|b| on_off(Some(b))),
+                    "action": o.action,
+                    "error": o.error.as_ref().map(ToString::to_string),
                 })
                 .to_string(),
-            )?;
+            )
         } else {
-            match &r.error {
-                Some(e) => eprintln!("gcrec: failed: {e}"),
-                None => out.line(&format!(
+            match &o.error {
+                Some(e) => {
+                    eprintln!("gcrec: failed: {e}");
+                    None
+                }
+                None => Some(format!(
                     "{:<4} {:<13} {}{}",
-                    on_off(r.after),
-                    format!("{:?}", r.action).to_lowercase(),
-                    r.key,
-                    r.version_id
+                    on_off(o.after),
+                    serde_json::to_value(o.action)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                        .replace('_', ""),
+                    o.key,
+                    o.version_id
                         .as_deref()
                         .map(|v| format!(" (version {v})"))
                         .unwrap_or_default()
-                ))?,
+                )),
             }
+        };
+        if let Some(line) = line
+            && let Err(e) = out.line(&line)
+        {
+            write_error.get_or_insert(e);
         }
+    };
+    let totals = match run_holds(
+        source,
+        options,
+        mode,
+        args.dry_run,
+        usize::from(args.jobs),
+        &mut on_object,
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(HoldError::NoObjectLock(uri)) => {
+            return Err(UsageError(format!(
+                "{uri} does not have S3 Object Lock enabled, so it cannot hold objects. Object \
+                 Lock needs versioning; enable it with `aws s3api put-object-lock-configuration \
+                 --bucket BUCKET --object-lock-configuration ObjectLockEnabled=Enabled` \
+                 (irreversible) — see docs/legal-hold.md"
+            ))
+            .into());
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("listing {}", args.source))),
+    };
+    if let Some(e) = write_error {
+        return Err(e.into());
     }
+    let requests = counting.counts();
     if args.json {
         out.line(
             &json!({
                 "type": "summary",
-                "objects": total,
-                "held": on,
-                "changed": changed,
-                "already": already,
-                "would_change": would,
-                "failed": failed,
+                "objects": totals.objects,
+                "held": totals.held,
+                "changed": totals.changed,
+                "already": totals.already,
+                "would_change": totals.would_change,
+                "failed": totals.failed,
                 "dry_run": args.dry_run,
+                "requests": requests,
             })
             .to_string(),
         )?;
@@ -217,18 +134,24 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
     out.flush()?;
     if !global.quiet {
         eprintln!(
-            "{total} objects: {on} under legal hold; {changed} changed, {already} already so, {} failed{}",
-            failed,
+            "{} objects: {} under legal hold; {} changed, {} already so, {} failed{}",
+            totals.objects,
+            totals.held,
+            totals.changed,
+            totals.already,
+            totals.failed,
             if args.dry_run {
-                format!(" ({would} would change: dry run, nothing changed)")
+                format!(
+                    " ({} would change: dry run, nothing changed)",
+                    totals.would_change
+                )
             } else {
                 String::new()
             }
         );
     }
-    Ok(match (failed, permission) {
-        (0, _) => Outcome::Success,
-        (_, true) => Outcome::PermissionFailed,
-        _ => Outcome::SomeFailed,
-    })
+    Ok(Outcome::of_failures(
+        totals.failed,
+        totals.permission_failed,
+    ))
 }

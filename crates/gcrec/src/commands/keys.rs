@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use gcrec_decrypt::keys::{KeyInfo, generate_pgp_pair, generate_rsa_pair, inspect};
-use gcrec_decrypt::release::create_private_dir_all;
+use gcrec_pull::release::create_private_dir_all;
 
 use crate::cli::{GlobalArgs, KeysCommand};
 use crate::exit::{Outcome, UsageError};

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::TryStreamExt;
-use gcrec_fetch::catalog::{CatalogEvent, ScanOptions, ScanSummary, scan};
+use gcrec_fetch::recording::ScanEvent;
+use gcrec_fetch::scan::{ScanOptions, ScanSummary, scan};
 use gcrec_fetch::source::{CountingSource, ObjectSource};
 
 use crate::cli::{GlobalArgs, LsArgs};
@@ -51,12 +52,12 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
         .with_context(|| format!("listing {}", args.source))?
     {
         totals.record(&event);
-        if let CatalogEvent::Recording(r) | CatalogEvent::Unchecked(r) = &event
+        if let ScanEvent::Recording(r) | ScanEvent::Unchecked(r) = &event
             && let Some(e) = r.metadata_error()
         {
             note(format!("invalid sidecar: {e}"));
         }
-        if let CatalogEvent::Skipped(s) = &event
+        if let ScanEvent::Skipped(s) = &event
             && global.verbose > 0
         {
             note(format!(
@@ -66,17 +67,17 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
             ));
         }
         let show = match &event {
-            CatalogEvent::Recording(_) => true,
-            CatalogEvent::Unchecked(_) => args.include_unchecked,
-            CatalogEvent::Skipped(_) => args.json,
+            ScanEvent::Recording(_) => true,
+            ScanEvent::Unchecked(_) => args.include_unchecked,
+            ScanEvent::Skipped(_) => args.json,
         };
         if !show {
             continue;
         }
         if args.json {
             out.line(&json::event(&event).to_string())?;
-        } else if let CatalogEvent::Recording(r) | CatalogEvent::Unchecked(r) = &event {
-            let unchecked = matches!(event, CatalogEvent::Unchecked(_));
+        } else if let ScanEvent::Recording(r) | ScanEvent::Unchecked(r) = &event {
+            let unchecked = matches!(event, ScanEvent::Unchecked(_));
             table.push(&mut out, table::row(r, unchecked))?;
         }
         if out.is_closed() {

@@ -1,7 +1,7 @@
 //! JSON Lines: one object per line, each with a `type` (`recording`, `unchecked`,
 //! `skipped`, `summary`). The schema is documented in docs/json-output.md.
 
-use gcrec_fetch::catalog::{CatalogEvent, Recording};
+use gcrec_fetch::recording::{Recording, ScanEvent};
 use serde_json::{Value, json};
 
 /// The JSON object for a recording (`type` is `recording` or `unchecked`).
@@ -22,11 +22,11 @@ pub fn recording(kind: &str, r: &Recording) -> Value {
     })
 }
 
-/// The JSON object for any catalog event.
-pub fn event(e: &CatalogEvent) -> Value {
+/// The JSON object for any scan event.
+pub fn event(e: &ScanEvent) -> Value {
     match e {
-        CatalogEvent::Recording(r) => recording("recording", r),
-        CatalogEvent::Unchecked(r) => recording("unchecked", r),
-        CatalogEvent::Skipped(s) => json!({"type": "skipped", "key": s.key, "reason": s.reason}),
+        ScanEvent::Recording(r) => recording("recording", r),
+        ScanEvent::Unchecked(r) => recording("unchecked", r),
+        ScanEvent::Skipped(s) => json!({"type": "skipped", "key": s.key, "reason": s.reason}),
     }
 }

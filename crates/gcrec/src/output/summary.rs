@@ -1,6 +1,6 @@
 //! The end-of-run summary: a sentence on stderr for people, an object in JSON Lines.
 
-use gcrec_fetch::catalog::ScanSummary;
+use gcrec_fetch::scan::ScanSummary;
 use gcrec_fetch::source::CallCounts;
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 //! Column widths come from the first rows (up to [`WIDTH_SAMPLE`]), so the table streams
 //! with bounded memory however many recordings there are.
 
-use gcrec_fetch::catalog::{Orphan, Recording};
+use gcrec_fetch::recording::{Orphan, Recording};
 
 use super::{Out, human_bytes, human_duration_ms};
 

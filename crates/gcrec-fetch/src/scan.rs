@@ -1,4 +1,4 @@
-//! The catalog: from listed keys to recordings.
+//! The scan: from listed keys to recordings.
 //!
 //! [`scan`] plans the prefixes to list ([`crate::prune`]), lists them in key order, parses
 //! every key ([`crate::layout`]), pairs media with sidecars per conversation folder
@@ -15,115 +15,13 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::filter::{RecordingFilter, Verdict};
-use crate::layout::{ConversationHour, ExportKey, FileKind, ParsedKey, SkipReason, parse_key};
+use crate::layout::{ExportKey, FileKind, ParsedKey, SkipReason, parse_key};
 use crate::metadata::{DEFAULT_SIDECAR_CAP, MetadataError, MetadataProblem, RecordingMetadata};
 use crate::prune::plan;
+use crate::recording::{MediaFile, Orphan, Recording, ScanEvent, SkippedKey};
 use crate::source::{
     ListRequest, ObjectSource, ObjectSummary, SourceError, list_pages, read_small,
 };
-
-/// One media file of a recording.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MediaFile {
-    /// The object as listed.
-    #[serde(flatten)]
-    pub object: ObjectSummary,
-    /// Everything after the recording ID's first dot (`opus`, `zip`, `opus.pgp`).
-    pub extension: String,
-    /// The S3 Encryption Client instruction file for this object, if there is one.
-    pub instruction: Option<ObjectSummary>,
-}
-
-/// Why a recording is incomplete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Orphan {
-    /// Media without a metadata sidecar.
-    NoSidecar,
-    /// A metadata sidecar without media.
-    NoMedia,
-}
-
-impl Orphan {
-    /// A short, stable name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Orphan::NoSidecar => "no_sidecar",
-            Orphan::NoMedia => "no_media",
-        }
-    }
-}
-
-/// One recording: its media file(s) and sidecar in one conversation folder.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recording {
-    /// The organization ID segment of the key.
-    pub organization_id: String,
-    /// The conversation's start hour, from the partition folders.
-    pub hour: ConversationHour,
-    /// The conversation ID.
-    pub conversation_id: String,
-    /// The recording ID.
-    pub recording_id: String,
-    /// The conversation folder, with its trailing `/`.
-    pub folder: String,
-    /// Media files, in key order (usually one).
-    pub media: Vec<MediaFile>,
-    /// The metadata sidecar.
-    pub sidecar: Option<ObjectSummary>,
-    /// Further sidecars for the same recording ID (suffix variants beside the plain one).
-    /// The first in key order is [`Recording::sidecar`]; these are reported, not used.
-    pub extra_sidecars: Vec<ObjectSummary>,
-    /// The parsed sidecar, once read; `None` if it was not read (or there is none).
-    pub metadata: Option<Result<RecordingMetadata, MetadataError>>,
-}
-
-impl Recording {
-    /// Whether the recording lacks its media or its sidecar.
-    pub fn orphan(&self) -> Option<Orphan> {
-        match (self.media.is_empty(), self.sidecar.is_none()) {
-            (true, _) => Some(Orphan::NoMedia),
-            (false, true) => Some(Orphan::NoSidecar),
-            (false, false) => None,
-        }
-    }
-
-    /// The parsed sidecar, if it was read and is valid.
-    pub fn valid_metadata(&self) -> Option<&RecordingMetadata> {
-        self.metadata.as_ref().and_then(|m| m.as_ref().ok())
-    }
-
-    /// The sidecar's error, if it was read and is invalid.
-    pub fn metadata_error(&self) -> Option<&MetadataError> {
-        self.metadata.as_ref().and_then(|m| m.as_ref().err())
-    }
-
-    /// Total size of the media files.
-    pub fn media_size(&self) -> u64 {
-        self.media.iter().map(|m| m.object.size).sum()
-    }
-}
-
-/// A key that is not part of any recording, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SkippedKey {
-    /// The key.
-    pub key: String,
-    /// Why.
-    pub reason: SkipReason,
-}
-
-/// What a scan yields, in key order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CatalogEvent {
-    /// A recording that matches the filter.
-    Recording(Box<Recording>),
-    /// A recording the field filters could not be checked on, because its sidecar is
-    /// missing or invalid. Not a match; report it.
-    Unchecked(Box<Recording>),
-    /// A key that is not part of any recording.
-    Skipped(SkippedKey),
-}
 
 /// Pairs the keys of conversation folders into recordings. Feed it keys in listing
 /// (ascending) order; it emits each folder's recordings when the folder ends.
@@ -132,7 +30,7 @@ pub struct Pairer {
     folder: Option<String>,
     recordings: BTreeMap<String, Recording>,
     instructions: Vec<(ExportKey, ObjectSummary)>,
-    out: Vec<CatalogEvent>,
+    out: Vec<ScanEvent>,
 }
 
 impl Pairer {
@@ -142,11 +40,11 @@ impl Pairer {
     }
 
     /// Takes one listed object; returns whatever became complete.
-    pub fn push(&mut self, object: ObjectSummary) -> Vec<CatalogEvent> {
+    pub fn push(&mut self, object: ObjectSummary) -> Vec<ScanEvent> {
         let key = match parse_key(&object.key) {
             ParsedKey::Export(k) => k,
             ParsedKey::Skipped(reason) => {
-                self.out.push(CatalogEvent::Skipped(SkippedKey {
+                self.out.push(ScanEvent::Skipped(SkippedKey {
                     key: object.key,
                     reason,
                 }));
@@ -192,7 +90,7 @@ impl Pairer {
                 }
             }
             FileKind::Instruction { .. } => self.instructions.push((key, object)),
-            FileKind::Other => self.out.push(CatalogEvent::Skipped(SkippedKey {
+            FileKind::Other => self.out.push(ScanEvent::Skipped(SkippedKey {
                 key: object.key,
                 reason: SkipReason::NotARecording,
             })),
@@ -201,7 +99,7 @@ impl Pairer {
     }
 
     /// Ends the input; returns the last folder's recordings.
-    pub fn finish(mut self) -> Vec<CatalogEvent> {
+    pub fn finish(mut self) -> Vec<ScanEvent> {
         self.flush();
         self.out
     }
@@ -217,7 +115,7 @@ impl Pairer {
                 .and_then(|r| r.media.iter_mut().find(|m| m.object.key == *target));
             match media {
                 Some(m) => m.instruction = Some(object),
-                None => self.out.push(CatalogEvent::Skipped(SkippedKey {
+                None => self.out.push(ScanEvent::Skipped(SkippedKey {
                     key: object.key,
                     reason: SkipReason::UnpairedInstruction,
                 })),
@@ -227,7 +125,7 @@ impl Pairer {
         self.out.extend(
             recordings
                 .into_values()
-                .map(|r| CatalogEvent::Recording(Box::new(r))),
+                .map(|r| ScanEvent::Recording(Box::new(r))),
         );
         self.folder = None;
     }
@@ -302,8 +200,8 @@ pub async fn read_metadata<S: ObjectSource + ?Sized>(
 pub fn scan(
     source: Arc<dyn ObjectSource>,
     options: ScanOptions,
-) -> impl Stream<Item = Result<CatalogEvent, SourceError>> + Send {
-    let (tx, rx) = mpsc::channel::<Result<CatalogEvent, SourceError>>(1024);
+) -> impl Stream<Item = Result<ScanEvent, SourceError>> + Send {
+    let (tx, rx) = mpsc::channel::<Result<ScanEvent, SourceError>>(1024);
     let lister = {
         let source = source.clone();
         let options = options.clone();
@@ -313,7 +211,7 @@ pub fn scan(
             }
         }
     };
-    let listed: BoxStream<'static, Result<CatalogEvent, SourceError>> =
+    let listed: BoxStream<'static, Result<ScanEvent, SourceError>> =
         Box::pin(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|e| (e, rx))
         }));
@@ -327,7 +225,7 @@ pub fn scan(
             let filter = filter.clone();
             async move {
                 let event = match event {
-                    Ok(CatalogEvent::Recording(recording)) => recording,
+                    Ok(ScanEvent::Recording(recording)) => recording,
                     other => return Some(other),
                 };
                 let mut recording = event;
@@ -335,9 +233,9 @@ pub fn scan(
                     read_metadata(&*source, &mut recording, cap).await;
                 }
                 match filter.verdict(&recording) {
-                    Verdict::Match => Some(Ok(CatalogEvent::Recording(recording))),
+                    Verdict::Match => Some(Ok(ScanEvent::Recording(recording))),
                     Verdict::NoMatch => None,
-                    Verdict::Unknown => Some(Ok(CatalogEvent::Unchecked(recording))),
+                    Verdict::Unknown => Some(Ok(ScanEvent::Unchecked(recording))),
                 }
             }
         })
@@ -352,12 +250,12 @@ pub fn scan(
 async fn list_and_pair(
     source: &dyn ObjectSource,
     options: &ScanOptions,
-    tx: &mpsc::Sender<Result<CatalogEvent, SourceError>>,
+    tx: &mpsc::Sender<Result<ScanEvent, SourceError>>,
 ) -> Result<(), SourceError> {
     let filter = &options.filter;
     let plan = plan(source, &options.base_prefix, &filter.range, &filter.orgs).await?;
     for stray in plan.strays {
-        let event = CatalogEvent::Skipped(SkippedKey {
+        let event = ScanEvent::Skipped(SkippedKey {
             key: stray.key,
             reason: SkipReason::Foreign,
         });
@@ -412,9 +310,9 @@ pub struct ScanSummary {
 
 impl ScanSummary {
     /// Counts one event.
-    pub fn record(&mut self, event: &CatalogEvent) {
+    pub fn record(&mut self, event: &ScanEvent) {
         match event {
-            CatalogEvent::Recording(r) => {
+            ScanEvent::Recording(r) => {
                 self.recordings += 1;
                 self.media_bytes += r.media_size();
                 match r.orphan() {
@@ -425,8 +323,8 @@ impl ScanSummary {
                 self.invalid_sidecars += u64::from(r.metadata_error().is_some());
                 self.duplicate_sidecars += u64::from(!r.extra_sidecars.is_empty());
             }
-            CatalogEvent::Unchecked(_) => self.unchecked += 1,
-            CatalogEvent::Skipped(s) => *self.skipped.entry(s.reason).or_default() += 1,
+            ScanEvent::Unchecked(_) => self.unchecked += 1,
+            ScanEvent::Skipped(s) => *self.skipped.entry(s.reason).or_default() += 1,
         }
     }
 
@@ -452,7 +350,7 @@ mod tests {
     const F: &str = "o/year=2024/month=3/day=7/hour=9/conversation_id=c1/";
     const G: &str = "o/year=2024/month=3/day=7/hour=9/conversation_id=c2/";
 
-    fn run(keys: &[String]) -> Vec<CatalogEvent> {
+    fn run(keys: &[String]) -> Vec<ScanEvent> {
         let mut sorted = keys.to_vec();
         sorted.sort();
         let mut p = Pairer::new();
@@ -461,11 +359,11 @@ mod tests {
         out
     }
 
-    fn recordings(events: &[CatalogEvent]) -> Vec<&Recording> {
+    fn recordings(events: &[ScanEvent]) -> Vec<&Recording> {
         events
             .iter()
             .filter_map(|e| match e {
-                CatalogEvent::Recording(r) => Some(&**r),
+                ScanEvent::Recording(r) => Some(&**r),
                 _ => None,
             })
             .collect()
@@ -535,7 +433,7 @@ mod tests {
             recs[0].media[0].instruction.as_ref().unwrap().key,
             format!("{F}r1.opus.instruction")
         );
-        assert!(events.contains(&CatalogEvent::Skipped(SkippedKey {
+        assert!(events.contains(&ScanEvent::Skipped(SkippedKey {
             key: format!("{F}r9.opus.instruction"),
             reason: SkipReason::UnpairedInstruction
         })));
@@ -565,7 +463,7 @@ mod tests {
         let skipped: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
-                CatalogEvent::Skipped(s) => Some(s.reason),
+                ScanEvent::Skipped(s) => Some(s.reason),
                 _ => None,
             })
             .collect();

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -697,4 +697,50 @@ fn verify_finds_missing_altered_and_extra_files() {
     );
     let not_a_pull = gcrec(["verify", built.dir.path().to_str().unwrap()]);
     assert_eq!(not_a_pull.code, 2, "{}", not_a_pull.stderr);
+}
+
+#[test]
+fn a_fresh_output_verifies_even_when_some_recordings_failed() {
+    let export = Export::generate(ExportSpec {
+        seed: 78,
+        days: 2,
+        conversations_per_hour: 1,
+        ..ExportSpec::default()
+    });
+    let kinds = [
+        Encryption::PgpCv25519,
+        Encryption::S3ecV2Rsa,
+        Encryption::Plain,
+    ];
+    let built = EncryptedExport::build(
+        export,
+        |i| Encryption::nth(&kinds, i),
+        |i| matches!(i, 3 | 7 | 16).then_some(Damage::FlipMiddle),
+        None,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = run_cmd(&mut pull_local(built.dir.path(), out.path(), &["--json"]));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.summary()["counts"]["failed"], 3);
+    let dir = out.path().to_str().unwrap();
+    let verified = gcrec(["verify", dir, "--json"]);
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+    assert_eq!(verified.summary()["extra"], 0);
+    // The failed recordings' sidecars were written, and the manifest lists them.
+    let failed_with_outputs = manifest(out.path())
+        .values()
+        .filter(|e| e["status"] == "failed" && !e["outputs"].as_array().unwrap().is_empty())
+        .count();
+    assert!(failed_with_outputs >= 1);
+    // One byte altered: verify fails.
+    let victim = files_under(out.path())
+        .into_iter()
+        .find(|f| f.ends_with(".opus"))
+        .unwrap();
+    let mut bytes = std::fs::read(out.path().join(&victim)).unwrap();
+    bytes[8] ^= 1;
+    std::fs::write(out.path().join(&victim), bytes).unwrap();
+    let altered = gcrec(["verify", dir, "--json"]);
+    assert_eq!(altered.code, 1);
+    assert_eq!(altered.summary()["altered"], 1);
 }

@@ -4,16 +4,17 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use gcrec_fetch::catalog::{CatalogEvent, ScanOptions, scan};
 use gcrec_fetch::filter::RecordingFilter;
 use gcrec_fetch::prune::TimeRange;
+use gcrec_fetch::recording::ScanEvent;
+use gcrec_fetch::scan::{ScanOptions, scan};
 use gcrec_fetch::source::{CallCounts, CountingSource, LocalSource, ObjectSource};
 use gcrec_testkit::{Export, ExportSpec, Padding};
 
@@ -55,11 +56,11 @@ async fn query(dir: &std::path::Path, from: &str, to: &str) -> Outcome {
         read_all_metadata: false,
         ..ScanOptions::default()
     };
-    let events: Vec<CatalogEvent> = scan(source, options).try_collect().await.unwrap();
+    let events: Vec<ScanEvent> = scan(source, options).try_collect().await.unwrap();
     let ids = events
         .iter()
         .filter_map(|e| match e {
-            CatalogEvent::Recording(r) => Some(r.recording_id.clone()),
+            ScanEvent::Recording(r) => Some(r.recording_id.clone()),
             _ => None,
         })
         .collect();

@@ -16,24 +16,27 @@
 //! Parts of one object take budget in order, so the part a consumer waits for always
 //! holds its share and downloads cannot deadlock each other.
 
+mod budget;
+mod sse;
+mod verify;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use base64::Engine;
 use bytes::Bytes;
-use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
-use md5::Md5;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::source::{
-    ByteRange, ChecksumAlgorithm, GetRequest, ObjectInfo, ObjectSource, SourceError, SseMode,
-};
+pub use budget::ByteBudget;
+use budget::UNIT;
+pub use sse::ExpectSse;
+use verify::verify;
+pub use verify::{Verified, VerifiedHandle};
+
+use crate::source::{ByteRange, GetRequest, ObjectInfo, ObjectSource, SourceError};
 
 /// Objects at least this large are fetched as ranged parts.
 pub const DEFAULT_PART_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -43,85 +46,6 @@ pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_PARTS_PER_OBJECT: usize = 4;
 /// Part bytes buffered across all downloads.
 pub const DEFAULT_BUDGET: u64 = 64 * 1024 * 1024;
-
-/// The server-side encryption an object must have (`--expect-sse`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExpectSse {
-    /// SSE-S3 (`AES256`).
-    Aes256,
-    /// SSE-KMS, with this key when one is given (an ARN, a key ID or an alias ARN).
-    Kms(Option<String>),
-}
-
-impl std::str::FromStr for ExpectSse {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "AES256" | "aes256" | "sse-s3" => Ok(Self::Aes256),
-            "aws:kms" | "sse-kms" => Ok(Self::Kms(None)),
-            _ => match s.strip_prefix("aws:kms:") {
-                Some(key) if !key.is_empty() => Ok(Self::Kms(Some(key.to_owned()))),
-                _ => Err(format!(
-                    "{s:?}: expected AES256, aws:kms or aws:kms:KEY-ARN"
-                )),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for ExpectSse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Aes256 => f.write_str("AES256"),
-            Self::Kms(None) => f.write_str("aws:kms"),
-            Self::Kms(Some(key)) => write!(f, "aws:kms with key {key}"),
-        }
-    }
-}
-
-/// The last segment of a key ARN or the ID itself: `arn:aws:kms:r:a:key/ID` → `ID`.
-fn key_id(arn_or_id: &str) -> &str {
-    arn_or_id.rsplit('/').next().unwrap_or(arn_or_id)
-}
-
-impl ExpectSse {
-    /// Checks an object's encryption, naming what was found when it does not match.
-    pub fn check(&self, info: &ObjectInfo) -> Result<(), SourceError> {
-        let sse = &info.sse;
-        let ok = match (self, &sse.mode) {
-            (Self::Aes256, SseMode::Aes256) => true,
-            (Self::Kms(None), SseMode::AwsKms | SseMode::AwsKmsDsse) => true,
-            (Self::Kms(Some(want)), SseMode::AwsKms | SseMode::AwsKmsDsse) => sse
-                .kms_key_id
-                .as_deref()
-                .is_some_and(|got| got == want || key_id(got) == key_id(want)),
-            _ => false,
-        };
-        if ok {
-            return Ok(());
-        }
-        let found = match (&sse.mode, &sse.kms_key_id) {
-            (SseMode::None, _) => "none".to_owned(),
-            (SseMode::Aes256, _) => "AES256".to_owned(),
-            (SseMode::AwsKms, Some(k)) => format!("aws:kms with key {k}"),
-            (SseMode::AwsKms, None) => "aws:kms (no key ID reported)".to_owned(),
-            (SseMode::AwsKmsDsse, k) => format!(
-                "aws:kms:dsse{}",
-                k.as_ref()
-                    .map(|k| format!(" with key {k}"))
-                    .unwrap_or_default()
-            ),
-            (SseMode::CustomerKey, _) => "SSE-C".to_owned(),
-            (SseMode::Other(o), _) => o.clone(),
-        };
-        Err(SourceError::UnexpectedSse {
-            key: info.key.clone(),
-            expected: self.to_string(),
-            found,
-        })
-    }
-}
 
 /// How objects are fetched.
 #[derive(Debug, Clone)]
@@ -144,99 +68,6 @@ impl Default for TransferOptions {
             parts_per_object: DEFAULT_PARTS_PER_OBJECT,
             expect_sse: None,
         }
-    }
-}
-
-/// Budget units are KiB, so a budget may exceed what one semaphore acquisition counts.
-const UNIT: u64 = 1024;
-
-/// Bytes of downloaded parts buffered at once, across every download sharing it.
-#[derive(Debug, Clone)]
-pub struct ByteBudget {
-    semaphore: Arc<Semaphore>,
-    units: u32,
-}
-
-impl ByteBudget {
-    /// A budget of `bytes` (at least one part's worth is always granted, see
-    /// [`ByteBudget::acquire`]).
-    pub fn new(bytes: u64) -> Self {
-        let units = u32::try_from(bytes.div_ceil(UNIT))
-            .unwrap_or(u32::MAX)
-            .max(1);
-        Self {
-            semaphore: Arc::new(Semaphore::new(units as usize)),
-            units,
-        }
-    }
-
-    /// The budget in bytes.
-    pub fn bytes(&self) -> u64 {
-        u64::from(self.units) * UNIT
-    }
-
-    /// Bytes not taken right now.
-    pub fn available(&self) -> u64 {
-        self.semaphore.available_permits() as u64 * UNIT
-    }
-
-    /// Waits until `bytes` can be taken; a request larger than the whole budget takes
-    /// the whole budget (it would otherwise wait forever).
-    pub async fn acquire(&self, bytes: u64) -> OwnedSemaphorePermit {
-        let units = u32::try_from(bytes.div_ceil(UNIT))
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.units);
-        self.semaphore
-            .clone()
-            .acquire_many_owned(units)
-            .await
-            .expect("the budget's semaphore is never closed")
-    }
-}
-
-impl Default for ByteBudget {
-    fn default() -> Self {
-        Self::new(DEFAULT_BUDGET)
-    }
-}
-
-/// What was checked about a finished download.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verified {
-    /// Bytes received (always equal to the object's size).
-    pub size: u64,
-    /// SHA-256 of the bytes, hex.
-    pub sha256: String,
-    /// What the bytes were checked against besides their length: `checksum-sha256`,
-    /// `checksum-crc64nvme`, …, `md5-etag`; empty when the store kept nothing usable
-    /// or the consumer took the MD5 check over ([`VerifiedHandle::skip_etag_md5`]).
-    pub checked: Vec<String>,
-}
-
-/// Where the result of a download's checks appears once its stream has ended cleanly.
-#[derive(Debug, Clone, Default)]
-pub struct VerifiedHandle(Arc<Shared>);
-
-#[derive(Debug, Default)]
-struct Shared {
-    result: OnceLock<Verified>,
-    skip_etag_md5: AtomicBool,
-}
-
-impl VerifiedHandle {
-    /// The checks, once the stream has ended cleanly; `None` before or after a failure.
-    pub fn get(&self) -> Option<&Verified> {
-        self.0.result.get()
-    }
-
-    /// Stops comparing the bytes with an MD5 ETag from here on, for a consumer that
-    /// authenticates every byte itself (an AES-GCM tag, an OpenPGP MDC) and records
-    /// that check instead. MD5 was the largest single CPU cost of pulling small
-    /// encrypted objects, and adds nothing to a cryptographic tag over the same bytes.
-    /// A stored checksum (SHA-256, CRC, …) is still compared: S3 keeps it for the
-    /// object, and it is cheap. The length is always checked.
-    pub fn skip_etag_md5(&self) {
-        self.0.skip_etag_md5.store(true, Ordering::Relaxed);
     }
 }
 
@@ -420,204 +251,12 @@ fn ranged(
         .boxed()
 }
 
-/// A whole-object check, run over every byte.
-enum Check {
-    Crc(crc_fast::Digest, usize, String),
-    Sha1(sha1::Sha1, String),
-    /// Compared with the SHA-256 computed anyway.
-    Sha256(String),
-    Md5Etag(Md5, String),
-}
-
-impl Check {
-    /// The checks an object's info allows: its stored full-object checksum; otherwise
-    /// its ETag, when that is an MD5 of the content (single-part upload, not SSE-KMS or
-    /// SSE-C, which make the ETag something else).
-    fn for_object(info: &ObjectInfo) -> Option<Check> {
-        if let Some(c) = info.checksum.as_ref().filter(|c| c.is_full_object()) {
-            use crc_fast::CrcAlgorithm as Crc;
-            let value = c.value.clone();
-            return Some(match c.algorithm {
-                ChecksumAlgorithm::Crc32 => {
-                    Check::Crc(crc_fast::Digest::new(Crc::Crc32IsoHdlc), 4, value)
-                }
-                ChecksumAlgorithm::Crc32c => {
-                    Check::Crc(crc_fast::Digest::new(Crc::Crc32Iscsi), 4, value)
-                }
-                ChecksumAlgorithm::Crc64nvme => {
-                    Check::Crc(crc_fast::Digest::new(Crc::Crc64Nvme), 8, value)
-                }
-                ChecksumAlgorithm::Sha1 => Check::Sha1(sha1::Sha1::new(), value),
-                ChecksumAlgorithm::Sha256 => Check::Sha256(value),
-            });
-        }
-        let etag = info.etag.as_deref()?.trim_matches('"');
-        let is_md5 = etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
-        let sse_keeps_md5 = matches!(info.sse.mode, SseMode::None | SseMode::Aes256);
-        (is_md5 && sse_keeps_md5).then(|| Check::Md5Etag(Md5::new(), etag.to_ascii_lowercase()))
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Check::Crc(d, ..) => d.update(data),
-            Check::Sha1(d, _) => d.update(data),
-            Check::Sha256(_) => {}
-            Check::Md5Etag(d, _) => d.update(data),
-        }
-    }
-
-    /// `Ok(name)` when the bytes match, else what did not.
-    fn finish(self, sha256: &[u8]) -> Result<String, String> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let (name, expected, got) = match self {
-            Check::Crc(d, width, want) => {
-                let crc = d.finalize().to_be_bytes();
-                let name = match width {
-                    4 => "crc32",
-                    _ => "crc64",
-                };
-                (
-                    format!("checksum-{name}"),
-                    want,
-                    b64.encode(&crc[8 - width..]),
-                )
-            }
-            Check::Sha1(d, want) => ("checksum-sha1".into(), want, b64.encode(d.finalize())),
-            Check::Sha256(want) => ("checksum-sha256".into(), want, b64.encode(sha256)),
-            Check::Md5Etag(d, want) => ("md5-etag".into(), want, hex::encode(d.finalize())),
-        };
-        if expected == got {
-            Ok(name)
-        } else {
-            Err(format!(
-                "{name}: the store has {expected}, the bytes received give {got}"
-            ))
-        }
-    }
-}
-
-/// Wraps a body so that it ends in an error instead of cleanly unless every byte checks.
-fn verify(
-    info: ObjectInfo,
-    inner: BoxStream<'static, Result<Bytes, SourceError>>,
-    parts: usize,
-) -> Download {
-    let verified = VerifiedHandle::default();
-    let stream = Verifying {
-        inner,
-        key: info.key.clone(),
-        size: info.size,
-        received: 0,
-        sha256: Sha256::new(),
-        check: Check::for_object(&info),
-        handle: verified.clone(),
-        done: false,
-    };
-    Download {
-        info,
-        stream: stream.boxed(),
-        verified,
-        parts,
-    }
-}
-
-struct Verifying {
-    inner: BoxStream<'static, Result<Bytes, SourceError>>,
-    key: String,
-    size: u64,
-    received: u64,
-    sha256: Sha256,
-    check: Option<Check>,
-    handle: VerifiedHandle,
-    done: bool,
-}
-
-impl Verifying {
-    /// Drops the ETag MD5 check once the consumer has taken it over, wherever the stream
-    /// is (a body that fits in the consumer's first read ends after it asked).
-    fn drop_skipped_md5(&mut self) {
-        if matches!(self.check, Some(Check::Md5Etag(..)))
-            && self.handle.0.skip_etag_md5.load(Ordering::Relaxed)
-        {
-            self.check = None;
-        }
-    }
-
-    fn finish(&mut self) -> Result<(), SourceError> {
-        self.drop_skipped_md5();
-        if self.received != self.size {
-            return Err(SourceError::Truncated {
-                key: self.key.clone(),
-                expected: self.size,
-                received: self.received,
-            });
-        }
-        let sha256 = std::mem::take(&mut self.sha256).finalize();
-        let mut checked = Vec::new();
-        if let Some(check) = self.check.take() {
-            match check.finish(&sha256) {
-                Ok(name) => checked.push(name),
-                Err(message) => {
-                    return Err(SourceError::Integrity {
-                        key: self.key.clone(),
-                        message,
-                    });
-                }
-            }
-        }
-        let _ = self.handle.0.result.set(Verified {
-            size: self.received,
-            sha256: hex::encode(sha256),
-            checked,
-        });
-        Ok(())
-    }
-}
-
-impl Stream for Verifying {
-    type Item = Result<Bytes, SourceError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.inner.poll_next_unpin(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.received += chunk.len() as u64;
-                if self.received > self.size {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(SourceError::Integrity {
-                        key: self.key.clone(),
-                        message: format!("more than the {} bytes announced", self.size),
-                    })));
-                }
-                self.sha256.update(&chunk);
-                self.drop_skipped_md5();
-                if let Some(check) = self.check.as_mut() {
-                    check.update(&chunk);
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                match self.finish() {
-                    Ok(()) => Poll::Ready(None),
-                    Err(e) => Poll::Ready(Some(Err(e))),
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{Checksum, MemorySource, ServerSideEncryption};
+    use crate::source::{Checksum, ChecksumAlgorithm, MemorySource, ServerSideEncryption, SseMode};
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
 
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()

@@ -1,0 +1,200 @@
+//! Legal holds: set, release or report the Object Lock legal hold on every object of
+//! each matching recording (media, S3EC instruction file, sidecars), version by version.
+//!
+//! Every call goes through the [`ObjectSource`] the caller gives, so holds get the same
+//! retries, request counts and fault injection as reads.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use gcrec_fetch::recording::ScanEvent;
+use gcrec_fetch::scan::{ScanOptions, scan};
+use gcrec_fetch::source::{GetRequest, ObjectSource, SourceError};
+use serde::Serialize;
+
+/// What to do with the holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldMode {
+    /// Report only.
+    Status,
+    /// Put objects under legal hold.
+    On,
+    /// Release them.
+    Off,
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldAction {
+    /// Reported only.
+    Status,
+    /// The hold was changed.
+    Changed,
+    /// The hold already was as asked.
+    Already,
+    /// A dry run: it would be changed.
+    WouldChange,
+    /// It could not be read or changed.
+    Failed,
+}
+
+/// One object's hold.
+#[derive(Debug)]
+pub struct HoldOutcome {
+    /// The key.
+    pub key: String,
+    /// The version acted on.
+    pub version_id: Option<String>,
+    /// The hold before (`Some(true)` = ON).
+    pub before: Option<bool>,
+    /// The hold after.
+    pub after: Option<bool>,
+    /// What was done.
+    pub action: HoldAction,
+    /// Why it failed.
+    pub error: Option<SourceError>,
+}
+
+/// Counts for the summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HoldTotals {
+    /// Objects handled.
+    pub objects: u64,
+    /// Under hold afterwards.
+    pub held: u64,
+    /// Changed.
+    pub changed: u64,
+    /// Already as asked.
+    pub already: u64,
+    /// Would change (dry run).
+    pub would_change: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Some failure was about access.
+    #[serde(skip)]
+    pub permission_failed: bool,
+}
+
+/// Why holds cannot be handled at all.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    /// The store has no Object Lock (an S3 bucket created without it).
+    #[error("{0} does not have S3 Object Lock enabled, so it cannot hold objects")]
+    NoObjectLock(String),
+    /// Reading the Object Lock configuration, or listing, failed (or the source is not
+    /// a store with legal holds: [`SourceError::Unsupported`]).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+async fn one(
+    source: Arc<dyn ObjectSource>,
+    key: String,
+    mode: HoldMode,
+    dry_run: bool,
+) -> HoldOutcome {
+    let mut outcome = HoldOutcome {
+        key: key.clone(),
+        version_id: None,
+        before: None,
+        after: None,
+        action: HoldAction::Failed,
+        error: None,
+    };
+    let result: Result<(), SourceError> = async {
+        // Holds apply to versions: pin the one the listing saw.
+        let info = source.head(&key, &GetRequest::default()).await?;
+        outcome.version_id = info.version_id.clone();
+        let version = info.version_id.as_deref();
+        let before = source.legal_hold(&key, version).await?;
+        outcome.before = Some(before);
+        let want = match mode {
+            HoldMode::Status => None,
+            HoldMode::On => Some(true),
+            HoldMode::Off => Some(false),
+        };
+        outcome.action = match want {
+            None => HoldAction::Status,
+            Some(w) if w == before => HoldAction::Already,
+            Some(_) if dry_run => HoldAction::WouldChange,
+            Some(w) => {
+                source.set_legal_hold(&key, version, w).await?;
+                outcome.after = Some(source.legal_hold(&key, version).await?);
+                HoldAction::Changed
+            }
+        };
+        if outcome.after.is_none() {
+            outcome.after = Some(before);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        outcome.action = HoldAction::Failed;
+        outcome.error = Some(e);
+    }
+    outcome
+}
+
+/// Applies `mode` to every object of every recording the scan matches, `jobs` at once,
+/// handing each object's outcome to `on_object`. Refuses a store without Object Lock
+/// before anything is listed.
+pub async fn run_holds(
+    source: Arc<dyn ObjectSource>,
+    scan_options: ScanOptions,
+    mode: HoldMode,
+    dry_run: bool,
+    jobs: usize,
+    on_object: &mut (dyn FnMut(&HoldOutcome) + Send),
+) -> Result<HoldTotals, HoldError> {
+    if !source.object_lock_enabled().await? {
+        return Err(HoldError::NoObjectLock(source.uri("")));
+    }
+    let keys = scan(source.clone(), scan_options)
+        .try_filter_map(|event| async move {
+            Ok(match event {
+                ScanEvent::Recording(r) => {
+                    let mut keys = Vec::new();
+                    for m in &r.media {
+                        keys.push(m.object.key.clone());
+                        keys.extend(m.instruction.as_ref().map(|i| i.key.clone()));
+                    }
+                    keys.extend(
+                        r.sidecar
+                            .iter()
+                            .chain(&r.extra_sidecars)
+                            .map(|s| s.key.clone()),
+                    );
+                    Some(futures::stream::iter(
+                        keys.into_iter().map(Ok::<_, SourceError>),
+                    ))
+                }
+                _ => None,
+            })
+        })
+        .try_flatten();
+    let outcomes = keys
+        .map_ok(|key| {
+            let source = source.clone();
+            async move { Ok(one(source, key, mode, dry_run).await) }
+        })
+        .try_buffered(jobs.max(1));
+    let mut outcomes = std::pin::pin!(outcomes);
+    let mut totals = HoldTotals::default();
+    while let Some(o) = outcomes.next().await {
+        let o = o?;
+        totals.objects += 1;
+        match o.action {
+            HoldAction::Changed => totals.changed += 1,
+            HoldAction::Already => totals.already += 1,
+            HoldAction::WouldChange => totals.would_change += 1,
+            HoldAction::Failed => totals.failed += 1,
+            HoldAction::Status => {}
+        }
+        totals.held += u64::from(o.after == Some(true));
+        totals.permission_failed |= o.error.as_ref().is_some_and(SourceError::is_permission);
+        on_object(&o);
+    }
+    Ok(totals)
+}

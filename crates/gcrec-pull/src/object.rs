@@ -1,0 +1,408 @@
+//! Moving one object from a source through decryption to its verified destination.
+//!
+//! Downloads are async ([`gcrec_fetch::transfer`]: ranged parts for large objects, a
+//! shared byte budget, integrity checks); decryption runs on the blocking pool and reads
+//! the body through a [`BodyReader`]. Output goes through a [`PendingFile`]: nothing
+//! reaches the destination until the decryptor has verified it and the download has
+//! passed its own checks (length, stored checksum or MD5 ETag).
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use gcrec_decrypt::detect::{Format, SNIFF_LEN, detect};
+use gcrec_decrypt::keys::Keyring;
+use gcrec_decrypt::object::{DecryptOptions, Outcome, prepare, run};
+use gcrec_decrypt::s3ec::Kms;
+use gcrec_fetch::source::{
+    OBJECT_METADATA_SUFFIX, ObjectInfo, ObjectSource, SavedObjectMetadata, read_small,
+};
+use gcrec_fetch::transfer::{ByteBudget, Download, TransferOptions, Verified, download};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::body::BodyReader;
+use crate::error::{EXPANSION, FREE_SPACE, PullError};
+use crate::outpath::plaintext_name;
+use crate::release::{PendingFile, create_dirs_inside};
+
+/// Instruction files larger than this are not envelopes.
+const MAX_INSTRUCTION: u64 = 64 * 1024;
+/// Free space left alone when limiting an output to the space available.
+const FREE_SPACE_RESERVE: u64 = 16 * 1024 * 1024;
+/// However small the ciphertext, the expansion limit allows at least this much.
+const EXPANSION_FLOOR: u64 = 1024 * 1024;
+
+/// The default expansion limit: plaintext at most this many times the ciphertext (plus
+/// [`EXPANSION_FLOOR`]). Recordings are compressed media (Opus, ZIP) that do not shrink
+/// under OpenPGP compression; a decompression bomb grows by thousands.
+pub const DEFAULT_MAX_EXPANSION: u64 = 64;
+
+/// What every object's download and decryption shares.
+pub struct DecryptContext {
+    /// The keys given.
+    pub keys: Keyring,
+    /// KMS, for KMS-wrapped S3EC data keys.
+    pub kms: Option<Arc<dyn Kms>>,
+    /// Options.
+    pub options: DecryptOptions,
+    /// How objects are fetched.
+    pub transfer: TransferOptions,
+    /// Part bytes in flight, across every download.
+    pub budget: ByteBudget,
+    /// Bytes received so far (progress).
+    pub received: Arc<AtomicU64>,
+    /// Cancelled on Ctrl-C: work in progress stops and its temporary files are removed.
+    pub cancel: CancellationToken,
+    /// Plaintext may be at most this many times the downloaded size (plus a floor).
+    pub max_expansion: u64,
+    /// Refuse plain (unencrypted) media.
+    pub require_encryption: bool,
+}
+
+impl DecryptContext {
+    /// A context with default transfer settings.
+    pub fn new(keys: Keyring, kms: Option<Arc<dyn Kms>>, options: DecryptOptions) -> Self {
+        Self {
+            keys,
+            kms,
+            options,
+            transfer: TransferOptions::default(),
+            budget: ByteBudget::default(),
+            received: Arc::default(),
+            cancel: CancellationToken::new(),
+            max_expansion: DEFAULT_MAX_EXPANSION,
+            require_encryption: false,
+        }
+    }
+}
+
+/// One object to decrypt.
+#[derive(Debug, Clone)]
+pub struct ObjectJob {
+    /// The object's key.
+    pub key: String,
+    /// Its size as listed, when known (decides ranged parts).
+    pub listed_size: Option<u64>,
+    /// Its S3EC instruction file, if it has one.
+    pub instruction: Option<String>,
+    /// The directory every output stays under (created directories are checked below it).
+    pub root: PathBuf,
+    /// Where the plaintext goes.
+    pub destination: PathBuf,
+    /// Where to keep the downloaded bytes too, with the object's metadata beside them.
+    pub keep_encrypted: Option<PathBuf>,
+}
+
+/// What happened to one decrypted object.
+#[derive(Debug, Clone)]
+pub struct Decrypted {
+    /// The object as downloaded.
+    pub info: ObjectInfo,
+    /// What the download checks found.
+    pub downloaded: Verified,
+    /// The decryption.
+    pub outcome: Outcome,
+    /// SHA-256 of the plaintext, hex.
+    pub plaintext_sha256: String,
+}
+
+/// Runs `fut` unless the run is cancelled first.
+pub(crate) async fn cancellable<T, E: Into<PullError>>(
+    cancel: &CancellationToken,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, PullError> {
+    match cancel.run_until_cancelled(fut).await {
+        Some(result) => result.map_err(Into::into),
+        None => Err(PullError::Cancelled),
+    }
+}
+
+/// A writer that hashes what passes through it and notices when its file refused a
+/// write for being too large.
+struct Hashing<'a> {
+    inner: &'a mut PendingFile,
+    sha256: Sha256,
+    too_large: bool,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf).inspect_err(|e| {
+            self.too_large |= e.kind() == io::ErrorKind::FileTooLarge;
+        })?;
+        self.sha256.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Bytes free for an unprivileged writer on the file system holding `dir`.
+fn free_space(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// The most plaintext an object of `size` bytes may become, and which limit that is.
+fn plaintext_limit(ctx: &DecryptContext, size: u64, dir: &Path) -> (u64, &'static str) {
+    let expansion = size
+        .saturating_mul(ctx.max_expansion)
+        .saturating_add(EXPANSION_FLOOR);
+    match free_space(dir).map(|f| f.saturating_sub(FREE_SPACE_RESERVE)) {
+        Some(free) if free < expansion => (free, FREE_SPACE),
+        _ => (expansion, EXPANSION),
+    }
+}
+
+/// Why an object must not be plain, when it must not: a name or envelope that says it
+/// is encrypted.
+fn claims_encryption(key: &str, instruction: bool, info: &ObjectInfo) -> Option<&'static str> {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    if plaintext_name(name) != name {
+        Some("its name says it is encrypted")
+    } else if instruction {
+        Some("it has an S3 Encryption Client instruction file")
+    } else if info
+        .user_metadata
+        .keys()
+        .any(|k| ["x-amz-key", "x-amz-key-v2", "x-amz-3"].contains(&k.as_str()))
+    {
+        Some("its metadata holds an S3 Encryption Client envelope")
+    } else {
+        None
+    }
+}
+
+/// Decrypts one object to its destination, releasing it only once verified.
+pub async fn decrypt_object(
+    source: Arc<dyn ObjectSource>,
+    job: ObjectJob,
+    ctx: Arc<DecryptContext>,
+) -> Result<Decrypted, PullError> {
+    let cancel = &ctx.cancel;
+    let instruction = match &job.instruction {
+        Some(k) => Some(cancellable(cancel, read_small(&*source, k, MAX_INSTRUCTION)).await?),
+        None => None,
+    };
+    let Download {
+        info,
+        mut stream,
+        verified: handle,
+        ..
+    } = cancellable(
+        cancel,
+        download(
+            source.clone(),
+            &job.key,
+            job.listed_size,
+            None,
+            &ctx.transfer,
+            &ctx.budget,
+        ),
+    )
+    .await?;
+    let mut head = BytesMut::new();
+    while head.len() < SNIFF_LEN {
+        match cancellable(cancel, async { Ok::<_, PullError>(stream.next().await) }).await? {
+            Some(chunk) => head.extend_from_slice(&chunk?),
+            None => break,
+        }
+    }
+    let format = detect(&head, &info.user_metadata, instruction.as_deref())
+        .map_err(|e| PullError::Decrypt(e.into()))?;
+    if let Format::Plain(kind) = &format {
+        if let Some(why) = claims_encryption(&job.key, instruction.is_some(), &info) {
+            return Err(PullError::PlainWhereEncrypted {
+                key: job.key.clone(),
+                why,
+                kind: kind.as_str(),
+            });
+        }
+        if ctx.require_encryption {
+            return Err(PullError::EncryptionRequired {
+                key: job.key.clone(),
+                kind: kind.as_str(),
+            });
+        }
+    }
+    let authenticated_by = format.authenticated_by();
+    if authenticated_by.is_some() {
+        handle.skip_etag_md5();
+    }
+    let prepared = cancellable(
+        cancel,
+        prepare(format, &ctx.keys, ctx.kms.as_deref(), ctx.options),
+    )
+    .await?;
+    let mut reader = BodyReader::spawn(
+        head.freeze(),
+        stream,
+        ctx.received.clone(),
+        ctx.cancel.clone(),
+    );
+    let dir = job.destination.parent().unwrap_or(&job.root).to_owned();
+    create_dirs_inside(&job.root, &dir).map_err(PullError::output("creating", &dir))?;
+    if let Some(path) = &job.keep_encrypted {
+        let kept_dir = path.parent().unwrap_or(&job.root);
+        create_dirs_inside(&job.root, kept_dir).map_err(PullError::output("creating", kept_dir))?;
+        let tee = PendingFile::create(path).map_err(PullError::output("keeping", path))?;
+        reader
+            .tee_into(tee)
+            .map_err(PullError::output("keeping", path))?;
+    }
+    let (limit, why) = plaintext_limit(&ctx, info.size, &dir);
+    let key = job.key.clone();
+    let size = info.size;
+    let destination = job.destination.clone();
+    let worker = ctx.clone();
+    let blocking = tokio::task::spawn_blocking(move || {
+        let ctx = worker;
+        let mut pending = PendingFile::create(&destination)
+            .map_err(PullError::output(
+                "creating a temporary file for",
+                &destination,
+            ))?
+            .limit(limit);
+        let mut hashing = Hashing {
+            inner: &mut pending,
+            sha256: Sha256::new(),
+            too_large: false,
+        };
+        let result = run(
+            &prepared,
+            &mut reader,
+            size,
+            &ctx.keys,
+            ctx.options,
+            &mut hashing,
+        );
+        let too_large = hashing.too_large;
+        let plaintext_sha256 = hex::encode(hashing.sha256.finalize());
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            // The download's own failure (or a cancellation) comes first: the decryptor
+            // only saw its shadow.
+            Err(e) => {
+                return Err(match reader.take_failure() {
+                    Some(failure) => failure,
+                    None if too_large => PullError::TooLarge { key, limit, why },
+                    None => PullError::Decrypt(e),
+                });
+            }
+        };
+        let trailing = reader.drain().map_err(|e| {
+            reader
+                .take_failure()
+                .unwrap_or_else(|| PullError::output("reading", &destination)(e))
+        })?;
+        if trailing > 0 {
+            return Err(PullError::TrailingBytes { key, trailing });
+        }
+        let mut downloaded = handle
+            .get()
+            .cloned()
+            .ok_or_else(|| PullError::Unverified(key.clone()))?;
+        // `run` returned Ok: the content's own tag or MDC checked every byte.
+        downloaded
+            .checked
+            .extend(authenticated_by.map(str::to_owned));
+        pending.release().map_err(PullError::output(
+            "moving the verified plaintext to",
+            &destination,
+        ))?;
+        Ok((outcome, plaintext_sha256, downloaded, reader.take_tee()))
+    });
+    let (outcome, plaintext_sha256, downloaded, tee) = blocking
+        .await
+        .map_err(|_| PullError::Task(job.key.clone()))??;
+    if let (Some(tee), Some(path)) = (tee, &job.keep_encrypted) {
+        if tee.written() != info.size {
+            return Err(PullError::KeptShort {
+                key: job.key.clone(),
+                kept: tee.written(),
+                size: info.size,
+            });
+        }
+        tee.release()
+            .map_err(PullError::output("keeping the downloaded bytes at", path))?;
+        save_object_metadata(path, &info)?;
+    }
+    Ok(Decrypted {
+        info,
+        downloaded,
+        outcome,
+        plaintext_sha256,
+    })
+}
+
+/// Writes the object's S3 metadata beside a kept copy, where a local source finds it.
+fn save_object_metadata(path: &Path, info: &ObjectInfo) -> Result<(), PullError> {
+    let saved = SavedObjectMetadata {
+        user_metadata: info.user_metadata.clone(),
+        sse: info.sse.clone(),
+        version_id: info.version_id.clone(),
+        etag: info.etag.clone(),
+    };
+    let mut companion = path.as_os_str().to_owned();
+    companion.push(OBJECT_METADATA_SUFFIX);
+    let companion = PathBuf::from(companion);
+    let write = || -> io::Result<()> {
+        let mut file = PendingFile::create(&companion)?;
+        serde_json::to_writer_pretty(&mut file, &saved)?;
+        file.release()?;
+        Ok(())
+    };
+    write().map_err(PullError::output("writing", &companion))
+}
+
+/// Copies an object byte for byte (sidecars), released only once its download checks.
+pub async fn copy_object(
+    source: Arc<dyn ObjectSource>,
+    key: String,
+    listed_size: Option<u64>,
+    root: &Path,
+    destination: PathBuf,
+    ctx: Arc<DecryptContext>,
+) -> Result<Verified, PullError> {
+    let d = cancellable(
+        &ctx.cancel,
+        download(source, &key, listed_size, None, &ctx.transfer, &ctx.budget),
+    )
+    .await?;
+    let handle = d.verified;
+    let mut reader = BodyReader::spawn(
+        Bytes::new(),
+        d.stream,
+        ctx.received.clone(),
+        ctx.cancel.clone(),
+    );
+    let dir = destination.parent().unwrap_or(root).to_owned();
+    create_dirs_inside(root, &dir).map_err(PullError::output("creating", &dir))?;
+    let blocking = tokio::task::spawn_blocking(move || {
+        let mut pending = PendingFile::create(&destination).map_err(PullError::output(
+            "creating a temporary file for",
+            &destination,
+        ))?;
+        if let Err(e) = io::copy(&mut reader, &mut pending) {
+            return Err(reader
+                .take_failure()
+                .unwrap_or_else(|| PullError::output("writing", &destination)(e)));
+        }
+        let downloaded = handle
+            .get()
+            .cloned()
+            .ok_or_else(|| PullError::Unverified(key.clone()))?;
+        pending.release().map_err(PullError::output(
+            "moving the verified copy to",
+            &destination,
+        ))?;
+        Ok(downloaded)
+    });
+    blocking.await.map_err(|_| PullError::Task(String::new()))?
+}

@@ -1,0 +1,168 @@
+//! Verifying an output: re-hash a pull output against its manifest, or a bag against its
+//! payload manifest, and report missing, altered and extra files.
+//!
+//! Every file a run writes is listed in the manifest entry of its recording — also the
+//! sidecar of a recording whose media failed — so a fresh output always verifies. Paths
+//! come from a manifest, which is outside input too: one that would leave the directory
+//! or pass through a link is reported missing and never read.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::bag;
+use crate::manifest::{self, Index, MANIFEST_NAME};
+use crate::outpath::{KEPT_DIR, LOCK_NAME};
+
+/// What one file turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// As recorded.
+    Ok,
+    /// Recorded, not there (or not a regular file, or not reachable inside the directory).
+    Missing,
+    /// There, with other bytes.
+    Altered,
+    /// There, not recorded.
+    Extra,
+}
+
+impl FileStatus {
+    /// A short, stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Ok => "ok",
+            FileStatus::Missing => "missing",
+            FileStatus::Altered => "altered",
+            FileStatus::Extra => "extra",
+        }
+    }
+}
+
+/// What was verified.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// The manifest the files were checked against.
+    pub against: PathBuf,
+    /// Every file checked or found, by path relative to the directory.
+    pub files: BTreeMap<String, FileStatus>,
+    /// Recordings in a pull manifest (`None` for a bag).
+    pub recordings: Option<usize>,
+}
+
+impl VerifyReport {
+    /// How many files have `status`.
+    pub fn count(&self, status: FileStatus) -> u64 {
+        self.files.values().filter(|s| **s == status).count() as u64
+    }
+
+    /// Whether everything is as recorded.
+    pub fn is_clean(&self) -> bool {
+        self.files.values().all(|s| *s == FileStatus::Ok)
+    }
+}
+
+/// Why a directory could not be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Neither a pull output nor a bag.
+    #[error("{}: no {MANIFEST_NAME} here; give a directory a pull wrote", .0.display())]
+    NotAnOutput(PathBuf),
+    /// Reading failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bag could not be read.
+    #[error(transparent)]
+    Bag(#[from] bag::BagError),
+}
+
+/// Files gcrec writes for its own bookkeeping, never listed as outputs.
+fn bookkeeping(rel: &str) -> bool {
+    rel == MANIFEST_NAME
+        || rel == LOCK_NAME
+        || (rel.starts_with(&format!("{KEPT_DIR}/"))
+            && rel.ends_with(gcrec_fetch::source::OBJECT_METADATA_SUFFIX))
+}
+
+fn path_hash(path: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
+}
+
+/// Verifies `dir`: a bag (it holds `bagit.txt`) or a pull output (it holds the
+/// manifest), hashing `jobs` files at once.
+pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyError> {
+    if dir.join("bagit.txt").is_file() {
+        let bag_dir = dir.to_owned();
+        let files = tokio::task::spawn_blocking(move || bag::check(&bag_dir))
+            .await
+            .map_err(|e| VerifyError::Io {
+                path: dir.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        return Ok(VerifyReport {
+            against: dir.join(bag::PAYLOAD_MANIFEST),
+            files,
+            recordings: None,
+        });
+    }
+    if !dir.join(MANIFEST_NAME).is_file() {
+        return Err(VerifyError::NotAnOutput(dir.to_owned()));
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| VerifyError::Io { path, source }
+    };
+    let index = Arc::new(Index::open(dir).map_err(io(dir))?);
+    // Every file an entry vouches for, with its size and SHA-256.
+    let expected = index
+        .entries()
+        .flat_map(|e| e.outputs)
+        .map(|o| (o.path, o.size, o.sha256));
+    let mut known = HashSet::new();
+    let checks = futures::stream::iter(expected)
+        .filter(|(rel, ..)| futures::future::ready(known.insert(path_hash(rel))))
+        .map(|(rel, size, sha256)| {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let status = match manifest::inside(&dir, &rel) {
+                    None => FileStatus::Missing,
+                    Some(path) => match std::fs::symlink_metadata(&path) {
+                        Err(_) => FileStatus::Missing,
+                        Ok(m) if !m.is_file() => FileStatus::Missing,
+                        Ok(m) if m.len() != size => FileStatus::Altered,
+                        Ok(_) => match manifest::sha256_file(&path) {
+                            Ok(h) if h == sha256 => FileStatus::Ok,
+                            _ => FileStatus::Altered,
+                        },
+                    },
+                };
+                (rel, status)
+            })
+        })
+        .buffer_unordered(jobs.max(1));
+    let mut files: BTreeMap<String, FileStatus> =
+        checks.filter_map(|r| async move { r.ok() }).collect().await;
+    for rel in manifest::files_under(dir, dir).map_err(io(dir))? {
+        if !files.contains_key(&rel) && !bookkeeping(&rel) {
+            files.insert(rel, FileStatus::Extra);
+        }
+    }
+    Ok(VerifyReport {
+        against: dir.join(MANIFEST_NAME),
+        files,
+        recordings: Some(index.len()),
+    })
+}

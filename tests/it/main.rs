@@ -1,0 +1,11 @@
+//! End-to-end tests of the `gcrec` binary, one module per area, linked once.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+mod decrypt;
+mod example_export;
+mod ls;
+mod pruning;
+mod pull;
+mod s3;
