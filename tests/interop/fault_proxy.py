@@ -27,6 +27,13 @@ A rule: {"method": "GET"|"HEAD"|..., "key": "substring of the path", "ranged": b
               PermanentRedirect with x-amz-bucket-region (S3's answer to the wrong region)
     ssec      unless the request carries the SSE-C key whose MD5 is `md5`, answer as S3
               does: no key 400 InvalidRequest, another key 403 AccessDenied
+    hang      accept the request and never answer (for `seconds`, default 3600), as a
+              dead peer does
+    body      answer `status` (default 200) with the canned `body` text, Content-Length
+              matching it (a well-formed HTTP answer whose XML may be anything)
+    trickle   forward, then send the body `bytes_per_second` at a time, one per second
+
+A rule may also say `query`: a substring the raw query string must hold.
 """
 
 import http.client
@@ -36,6 +43,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 
@@ -63,12 +71,14 @@ def credential_region(headers):
     return scope[2] if len(scope) > 2 else None
 
 
-def take_rule(method, path, ranged):
+def take_rule(method, path, ranged, query=""):
     with LOCK:
         for rule in RULES:
             if rule.get("method") and rule["method"] != method:
                 continue
             if rule.get("key") and rule["key"] not in path:
+                continue
+            if rule.get("query") and rule["query"] not in query:
                 continue
             if "ranged" in rule and bool(rule["ranged"]) != ranged:
                 continue
@@ -93,7 +103,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = urllib.parse.unquote(self.path)
         ranged = "Range" in self.headers
         region = credential_region(self.headers)
-        rule = take_rule(self.command, path, ranged)
+        query = self.path.split("?", 1)[1] if "?" in self.path else ""
+        rule = take_rule(self.command, path, ranged, query)
         entry = {
             "method": self.command,
             "path": path,
@@ -105,6 +116,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             LOG.append(entry)
         action = rule["action"] if rule else None
 
+        if action == "hang":
+            entry["status"] = "hung"
+            time.sleep(float(rule.get("seconds", 3600)))
+            self.close_connection = True
+            return None
+        if action == "body":
+            entry["status"] = int(rule.get("status", 200))
+            data = rule["body"].encode()
+            self.send_response_only(entry["status"])
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            self.wfile.flush()
+            self.close_connection = True
+            return None
         if action == "status":
             return self.answer_error(entry, rule["status"], rule.get("code", "InternalError"),
                                      rule.get("message", "We encountered an internal error."),
@@ -146,7 +175,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", upstream_length if self.command == "HEAD" else str(len(data)))
         self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and action == "trickle" and status < 300:
+            step = max(1, int(rule.get("bytes_per_second", 1)))
+            try:
+                for i in range(0, len(data), step):
+                    self.wfile.write(data[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(1)
+            except OSError:
+                pass  # the client gave up on us, as it should
+        elif self.command != "HEAD":
             self.wfile.write(data if cut is None else data[:cut])
         self.wfile.flush()
         if cut is not None and action == "reset":

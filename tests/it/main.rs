@@ -5,6 +5,7 @@
 mod common;
 mod decrypt;
 mod example_export;
+mod hostile;
 mod ls;
 mod pruning;
 mod pull;

@@ -16,11 +16,25 @@ use gcrec_testkit::encrypted::{Damage, EncryptedExport, Encryption};
 use gcrec_testkit::{Export, ExportSpec};
 use serde_json::Value;
 
-fn keys() -> PathBuf {
-    repo_root().join("keys-example")
+/// The example keys, copied `0600` into a private directory (a git checkout leaves them
+/// readable by others, which gcrec warns about).
+pub(crate) fn keys() -> PathBuf {
+    static PRIVATE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = PRIVATE.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(repo_root().join("keys-example")).unwrap() {
+            let entry = entry.unwrap();
+            let to = dir.path().join(entry.file_name());
+            std::fs::copy(entry.path(), &to).unwrap();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        dir
+    });
+    dir.path().to_owned()
 }
 
-fn key_args() -> Vec<String> {
+pub(crate) fn key_args() -> Vec<String> {
     vec![
         "--key".into(),
         keys().display().to_string(),
@@ -30,7 +44,7 @@ fn key_args() -> Vec<String> {
 }
 
 /// The manifest's effective recording lines (the last per key).
-fn manifest(out: &Path) -> BTreeMap<String, Value> {
+pub(crate) fn manifest(out: &Path) -> BTreeMap<String, Value> {
     std::fs::read_to_string(out.join("gcrec-manifest.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -261,7 +275,7 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
 
 /// A local mixed export (OpenPGP and S3EC with RSA, plain), for the tests that run
 /// gcrec many times.
-fn local_export() -> EncryptedExport {
+pub(crate) fn local_export() -> EncryptedExport {
     let export = Export::generate(ExportSpec {
         seed: 77,
         days: 4,
@@ -280,7 +294,7 @@ fn local_export() -> EncryptedExport {
     EncryptedExport::build(export, |i| Encryption::nth(&kinds, i), |_| None, None)
 }
 
-fn pull_local(source: &Path, out: &Path, extra: &[&str]) -> Command {
+pub(crate) fn pull_local(source: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gcrec"));
     cmd.arg("pull")
         .arg(source)
@@ -293,7 +307,7 @@ fn pull_local(source: &Path, out: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-fn run_cmd(cmd: &mut Command) -> Run {
+pub(crate) fn run_cmd(cmd: &mut Command) -> Run {
     let out = cmd.output().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),

@@ -271,14 +271,19 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         path: path.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.len() > MAX_KEY_FILE {
+    // Read at most one byte past the limit: `/dev/zero`, a pipe or a huge file given by
+    // mistake must not be read without end.
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut data = Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut data)
+        .map_err(read_err)?;
+    if data.len() as u64 > MAX_KEY_FILE {
         return Err(KeyError::Unrecognized {
             path: path.to_owned(),
-            reason: format!("{} bytes is too large for a key file", meta.len()),
+            reason: format!("more than {MAX_KEY_FILE} bytes is too large for a key file"),
         });
     }
-    Ok(Zeroizing::new(std::fs::read(path).map_err(read_err)?))
+    Ok(data)
 }
 
 fn parse(path: &Path, data: &[u8]) -> Result<Parsed, KeyError> {
@@ -384,6 +389,21 @@ fn aes_key_from_bytes(data: &[u8]) -> Result<Zeroizing<[u8; 32]>, Option<String>
     }
     key.copy_from_slice(&bytes);
     Ok(key)
+}
+
+/// Whether a key file can be read by users other than its owner (group or world
+/// permissions): a secret key should be `0600`.
+pub fn readable_by_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 /// Reads a file holding one AES-256 key (32 raw bytes, or their base64): an S3EC

@@ -51,6 +51,117 @@ pub enum PgpError {
     /// Writing the plaintext failed.
     #[error("writing the plaintext: {0}")]
     Write(std::io::Error),
+    /// The message is shaped to cost far more than any real one: too many recipients,
+    /// armor headers or compression layers.
+    #[error("refusing the message: {0}")]
+    Limit(String),
+}
+
+/// Recipients (encrypted session keys) one message may name: each may cost a private-key
+/// operation, and real exports name one to a few.
+pub const MAX_RECIPIENTS: usize = 64;
+/// Armor header lines (before the blank line) and the longest line allowed in them.
+pub const MAX_ARMOR_HEADER_LINES: usize = 64;
+/// The longest armor header line.
+pub const MAX_ARMOR_LINE: usize = 1024;
+/// Compression layers inside one message (one is what encoders write; a second is a
+/// padding or a bomb).
+pub const MAX_COMPRESSION_DEPTH: usize = 2;
+
+/// Passes an armored message through, refusing one whose header (before the first blank
+/// line after `-----BEGIN`) has too many or too long lines — parsers spend time and
+/// memory on every one of them.
+struct ArmorGuard<R> {
+    inner: R,
+    lines: usize,
+    line_len: usize,
+    line_blank: bool,
+    begun: bool,
+    in_body: bool,
+    /// Bytes of the inner buffer already scanned.
+    scanned: usize,
+}
+
+impl<R> ArmorGuard<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            lines: 0,
+            line_len: 0,
+            line_blank: true,
+            begun: false,
+            in_body: false,
+            scanned: 0,
+        }
+    }
+
+    /// Scans `bytes`, returning an error once a limit is passed.
+    fn scan(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        for &b in bytes {
+            if self.in_body {
+                return Ok(());
+            }
+            if b == b'\n' {
+                if self.begun && self.line_blank {
+                    self.in_body = true;
+                    return Ok(());
+                }
+                self.lines += 1;
+                self.begun = true;
+                self.line_len = 0;
+                self.line_blank = true;
+                if self.lines > MAX_ARMOR_HEADER_LINES {
+                    return Err(std::io::Error::other(format!(
+                        "more than {MAX_ARMOR_HEADER_LINES} armor header lines"
+                    )));
+                }
+            } else {
+                self.line_len += 1;
+                self.line_blank &= b.is_ascii_whitespace();
+                if self.line_len > MAX_ARMOR_LINE {
+                    return Err(std::io::Error::other(format!(
+                        "an armor header line longer than {MAX_ARMOR_LINE} bytes"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Read for ArmorGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for ArmorGuard<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if !self.in_body {
+            let from = self.scanned;
+            let buf = self.inner.fill_buf()?.to_vec();
+            if from < buf.len() {
+                self.scan(&buf[from..])?;
+            }
+            self.scanned = buf.len();
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.scanned = self.scanned.saturating_sub(amt);
+        self.inner.consume(amt);
+    }
+}
+
+impl<R> std::fmt::Debug for ArmorGuard<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArmorGuard")
+    }
 }
 
 /// At most a few IDs, then how many more: a hostile message may name thousands.
@@ -92,7 +203,7 @@ where
     R: BufRead + std::fmt::Debug + Send + 'a,
 {
     let message = if armored {
-        Message::from_armor(reader).map(|(m, _)| m)
+        Message::from_armor(ArmorGuard::new(reader)).map(|(m, _)| m)
     } else {
         Message::from_bytes(reader)
     }
@@ -100,6 +211,13 @@ where
     let Message::Encrypted { esk, .. } = &message else {
         return Err(PgpError::NotEncrypted);
     };
+    if esk.len() > MAX_RECIPIENTS {
+        return Err(PgpError::Limit(format!(
+            "it names {} recipients (encrypted session keys), more than the {MAX_RECIPIENTS} \
+             any export uses",
+            esk.len()
+        )));
+    }
     let mut needed = Vec::new();
     let mut wildcard = false;
     for e in esk {
@@ -170,7 +288,14 @@ where
         .and_then(|i| recipient_of(&keys.pgp[candidates[i]].key))
         .unwrap_or(first_candidate);
     let mut message = message;
+    let mut depth = 0;
     while message.is_compressed() {
+        depth += 1;
+        if depth > MAX_COMPRESSION_DEPTH {
+            return Err(PgpError::Limit(format!(
+                "more than {MAX_COMPRESSION_DEPTH} nested compression layers (a decompression bomb?)"
+            )));
+        }
         message = message
             .decompress()
             .map_err(|e| PgpError::Integrity(crate::parser_error(&e)))?;

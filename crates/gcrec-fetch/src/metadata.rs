@@ -171,6 +171,27 @@ pub enum MetadataProblem {
         /// What the document has.
         found: &'static str,
     },
+    /// A field appears twice in one object: a reader could take either value.
+    #[error("has the field `{0}` twice; refusing to guess which value is real")]
+    DuplicateField(String),
+    /// The sidecar names another recording, conversation or organization than its key.
+    #[error("says {field} is {in_sidecar:?}, but its key says {in_key:?}")]
+    KeyMismatch {
+        /// The field.
+        field: &'static str,
+        /// What the key says.
+        in_key: String,
+        /// What the sidecar says.
+        in_sidecar: String,
+    },
+    /// Several sidecars of one recording disagree.
+    #[error(
+        "is one of several sidecars for this recording that disagree ({others}); refusing to pick one"
+    )]
+    Conflicting {
+        /// The other sidecars' keys.
+        others: String,
+    },
     /// A timestamp field is not ISO-8601.
     #[error("field `{field}` is not an ISO-8601 timestamp: {value:?}")]
     BadTimestamp {
@@ -208,6 +229,67 @@ fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// The first field name that appears twice in one JSON object, at any depth. (A map
+/// keeps the last value of a repeated key, silently; a sidecar must not be read one way
+/// here and another way elsewhere.)
+pub fn duplicate_field(body: &[u8]) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    struct Check<'a>(&'a RefCell<Option<String>>);
+
+    impl<'de> DeserializeSeed<'de> for Check<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Check<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) && self.0.borrow().is_none() {
+                    *self.0.borrow_mut() = Some(key);
+                }
+                map.next_value_seed(Check(self.0))?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Check(self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Check(&found).deserialize(&mut de).ok()?;
+    found.into_inner()
 }
 
 /// Reads typed fields out of the document, turning each mismatch into a [`MetadataProblem`].
@@ -316,8 +398,13 @@ impl RecordingMetadata {
     }
 
     fn parse(body: &[u8]) -> Result<Self, MetadataProblem> {
+        // A byte-order mark is not JSON, but editors write one.
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
         let value: Value =
             serde_json::from_slice(body).map_err(|e| MetadataProblem::NotJson(e.to_string()))?;
+        if let Some(field) = duplicate_field(body) {
+            return Err(MetadataProblem::DuplicateField(crate::brief(&field)));
+        }
         let Value::Object(document) = value else {
             return Err(MetadataProblem::NotObject);
         };

@@ -158,37 +158,102 @@ impl Default for ScanOptions {
     }
 }
 
-/// Reads and parses a recording's sidecar (if it has one and it has not been read).
-pub async fn read_metadata<S: ObjectSource + ?Sized>(
+/// Reads one sidecar whole (up to `cap`) and parses it.
+async fn read_sidecar<S: ObjectSource + ?Sized>(
     source: &S,
-    recording: &mut Recording,
+    sidecar: &ObjectSummary,
     cap: u64,
-) {
-    let Some(sidecar) = &recording.sidecar else {
-        return;
-    };
-    if recording.metadata.is_some() {
-        return;
-    }
+) -> Result<RecordingMetadata, MetadataError> {
     let key = sidecar.key.clone();
     let problem = |problem| MetadataError {
         key: key.clone(),
         problem,
     };
-    let parsed = if sidecar.size > cap {
-        Err(problem(MetadataProblem::TooLarge {
+    if sidecar.size > cap {
+        return Err(problem(MetadataProblem::TooLarge {
             size: sidecar.size,
             cap,
-        }))
-    } else {
-        match read_small(source, &key, cap).await {
-            Ok(body) => RecordingMetadata::from_slice(&key, &body),
-            Err(SourceError::TooLarge { .. }) => {
-                Err(problem(MetadataProblem::TooLarge { size: cap + 1, cap }))
-            }
-            Err(e) => Err(problem(MetadataProblem::Unreadable(e.to_string()))),
+        }));
+    }
+    match read_small(source, &key, cap).await {
+        Ok(body) => RecordingMetadata::from_slice(&key, &body),
+        Err(SourceError::TooLarge { .. }) => {
+            Err(problem(MetadataProblem::TooLarge { size: cap + 1, cap }))
         }
+        Err(e) => Err(problem(MetadataProblem::Unreadable(e.to_string()))),
+    }
+}
+
+/// Whether the IDs a sidecar states are the ones its key states: a sidecar that describes
+/// another recording is not this recording's.
+fn check_ids(recording: &Recording, meta: &RecordingMetadata) -> Result<(), MetadataProblem> {
+    for (field, in_key, in_sidecar) in [
+        ("recordingId", &recording.recording_id, &meta.recording_id),
+        (
+            "conversationId",
+            &recording.conversation_id,
+            &meta.conversation_id,
+        ),
+        (
+            "organizationId",
+            &recording.organization_id,
+            &meta.organization_id,
+        ),
+    ] {
+        if !in_key.eq_ignore_ascii_case(in_sidecar) {
+            return Err(MetadataProblem::KeyMismatch {
+                field,
+                in_key: crate::brief(in_key),
+                in_sidecar: crate::brief(in_sidecar),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads and parses a recording's sidecar (if it has one and it has not been read). When
+/// the recording has several sidecars (suffix variants), they must all say the same:
+/// one that disagrees is never silently shadowed by another.
+pub async fn read_metadata<S: ObjectSource + ?Sized>(
+    source: &S,
+    recording: &mut Recording,
+    cap: u64,
+) {
+    let Some(sidecar) = recording.sidecar.clone() else {
+        return;
     };
+    if recording.metadata.is_some() {
+        return;
+    }
+    let mut parsed = read_sidecar(source, &sidecar, cap).await.and_then(|meta| {
+        check_ids(recording, &meta)
+            .map(|()| meta)
+            .map_err(|problem| MetadataError {
+                key: sidecar.key.clone(),
+                problem,
+            })
+    });
+    if let Ok(meta) = &parsed
+        && !recording.extra_sidecars.is_empty()
+    {
+        let mut disagree = Vec::new();
+        for other in &recording.extra_sidecars {
+            let same = read_sidecar(source, other, cap)
+                .await
+                .is_ok_and(|m| m.document() == meta.document());
+            if !same {
+                disagree.push(other.key.clone());
+            }
+        }
+        if !disagree.is_empty() {
+            parsed = Err(MetadataError {
+                key: sidecar.key.clone(),
+                problem: MetadataProblem::Conflicting {
+                    others: crate::brief(&disagree.join(", ")),
+                },
+            });
+        }
+    }
     recording.metadata = Some(parsed);
 }
 

@@ -130,6 +130,7 @@ fn fast_retries() -> RetryPolicy {
         max_attempts: 6,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
     }
 }
 

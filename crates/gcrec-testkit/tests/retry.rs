@@ -22,6 +22,7 @@ fn fast(max_attempts: u32) -> RetryPolicy {
         max_attempts,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
     }
 }
 

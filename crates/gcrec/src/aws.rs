@@ -29,6 +29,10 @@ pub struct AwsArgs {
     /// SSE-C: the customer-provided key (32 raw bytes, or base64) sent with every read.
     #[arg(long, value_name = "FILE")]
     pub sse_c_key_file: Option<std::path::PathBuf>,
+    /// How long one S3 request may go unanswered, and a body without a byte, before it is
+    /// retried; a body slower than 1 KiB/s over that long is resumed too.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
 }
 
 /// Whether an endpoint needs path-style addressing (no DNS for `bucket.host`).
@@ -85,6 +89,7 @@ async fn s3_config(
         force_path_style: args.path_style || endpoint.as_deref().is_some_and(wants_path_style),
         endpoint_url: args.endpoint_url.clone(),
         sse_customer_key,
+        request_timeout: (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout)),
     };
     Ok((config, options))
 }

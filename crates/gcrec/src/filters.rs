@@ -7,10 +7,28 @@ use gcrec_fetch::prune::{Bound, TimeRange, parse_time_bound};
 use crate::cli::FilterArgs;
 use crate::exit::UsageError;
 
+/// The largest conversations file read (about 1.5 million IDs).
+const MAX_ID_FILE: u64 = 64 * 1024 * 1024;
+
+/// Reads a text file of at most `limit` bytes, whatever it is (`/dev/zero`, a pipe).
+pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {limit} bytes; is it the right file?"
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads a conversations file: one ID per line, the first comma- or whitespace-separated
 /// column; blank lines and `#` comments ignored.
 fn read_id_file(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_bounded(path, MAX_ID_FILE).map_err(|e| {
         UsageError(format!(
             "cannot read --conversations-file {}: {e}",
             path.display()

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use gcrec_decrypt::keys::{KeyError, Keyring, Passphrases, inspect};
+use gcrec_decrypt::keys::{KeyError, Keyring, Passphrases, inspect, readable_by_others};
 
 use crate::cli::KeyArgs;
 use crate::exit::UsageError;
@@ -43,8 +43,30 @@ fn key_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The keys loaded, and the key files other users can read (warned about at the end of
+/// the run, where the warning is not lost above the work).
+pub struct LoadedKeys {
+    /// The keys.
+    pub keyring: Keyring,
+    /// Key files with group or world read permission.
+    pub readable_by_others: Vec<PathBuf>,
+}
+
+/// Prints one warning line for key files others can read, if there are any.
+pub fn warn_readable_by_others(files: &[PathBuf], quiet: bool) {
+    if quiet || files.is_empty() {
+        return;
+    }
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    eprintln!(
+        "gcrec: warning: {} key file(s) can be read by other users; a secret key should be private (chmod 600): {}",
+        names.len(),
+        names.join(", ")
+    );
+}
+
 /// Loads every `--key`, unlocking protected keys up front.
-pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
+pub fn load_keyring(args: &KeyArgs) -> Result<LoadedKeys> {
     let mut passphrases = Passphrases {
         given: passphrase::given(
             args.passphrase_env.as_deref(),
@@ -53,11 +75,18 @@ pub fn load_keyring(args: &KeyArgs) -> Result<Keyring> {
         prompt: Some(&passphrase::prompt),
     };
     let mut keys = Keyring::new();
+    let mut lax = Vec::new();
     for path in &args.keys {
         for file in key_files(path)? {
+            if readable_by_others(&file) {
+                lax.push(file.clone());
+            }
             // A key error is a usage error (exit 2) and carries its hint.
             keys.load(&file, &mut passphrases)?;
         }
     }
-    Ok(keys)
+    Ok(LoadedKeys {
+        keyring: keys,
+        readable_by_others: lax,
+    })
 }

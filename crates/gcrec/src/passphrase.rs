@@ -9,6 +9,9 @@ use zeroize::Zeroizing;
 
 use crate::exit::UsageError;
 
+/// A passphrase file larger than this is not a passphrase file (`/dev/zero`, a mistake).
+const MAX_PASSPHRASE_FILE: u64 = 64 * 1024;
+
 /// The passphrases given with `--passphrase-env` and `--passphrase-file`.
 pub fn given(env: Option<&str>, file: Option<&Path>) -> Result<Vec<Zeroizing<String>>> {
     let mut out = Vec::new();
@@ -22,7 +25,7 @@ pub fn given(env: Option<&str>, file: Option<&Path>) -> Result<Vec<Zeroizing<Str
     }
     if let Some(path) = file {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path)
+            crate::filters::read_bounded(path, MAX_PASSPHRASE_FILE)
                 .map_err(|e| UsageError(format!("--passphrase-file {}: {e}", path.display())))?,
         );
         // The first line, without its line ending.

@@ -31,7 +31,7 @@ pub use counting::{CallCounts, CountingSource};
 pub use local::{LocalSource, OBJECT_METADATA_SUFFIX, SavedObjectMetadata};
 pub use memory::{MemoryObject, MemorySource};
 pub use open::{OpenedSource, open_source};
-pub use retry::{RetryPolicy, RetryingSource};
+pub use retry::{DEFAULT_REQUEST_TIMEOUT, RetryPolicy, RetryingSource};
 pub use s3::{S3Options, S3Source, SseCustomerKey, parse_s3_url};
 
 /// The largest page a [`ListRequest`] may ask for (the S3 limit).
@@ -421,6 +421,17 @@ pub enum SourceError {
         /// What the object has.
         found: String,
     },
+    /// A listing the store answered cannot be trusted: cut short, or repeating itself.
+    /// Nothing after the last good page is used.
+    #[error("listing {prefix}: {reason}; the store is misbehaving")]
+    BadListing {
+        /// The prefix being listed.
+        prefix: String,
+        /// What is wrong.
+        reason: String,
+        /// Whether asking again may get a whole answer.
+        retryable: bool,
+    },
     /// A local I/O error.
     #[error("{key}: {source}")]
     Io {
@@ -447,6 +458,7 @@ impl SourceError {
             | SourceError::Integrity { key, .. }
             | SourceError::UnexpectedSse { key, .. }
             | SourceError::Io { key, .. } => Some(key),
+            SourceError::BadListing { prefix, .. } => Some(prefix),
             SourceError::Unsupported { .. } | SourceError::Open { .. } => None,
         }
     }
@@ -457,6 +469,9 @@ impl SourceError {
         matches!(
             self,
             SourceError::Remote {
+                retryable: true,
+                ..
+            } | SourceError::BadListing {
                 retryable: true,
                 ..
             } | SourceError::Truncated { .. }
@@ -560,22 +575,78 @@ impl<S: ObjectSource + ?Sized> ObjectSource for Arc<S> {
     }
 }
 
-/// Every page of a listing, fetched one after another as the stream is polled.
+/// What a listing has seen so far, to tell a store that repeats itself: continuation
+/// tokens already used (hashed: 8 bytes a page), and the last key.
+#[derive(Debug, Default)]
+struct ListingGuard {
+    tokens: std::collections::HashSet<u64>,
+    last: Option<String>,
+}
+
+impl ListingGuard {
+    fn check(&mut self, prefix: &str, page: &ListPage) -> Result<(), SourceError> {
+        let bad = |reason: String| SourceError::BadListing {
+            prefix: prefix.to_owned(),
+            reason,
+            retryable: false,
+        };
+        if let Some(token) = &page.next {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            token.hash(&mut h);
+            if !self.tokens.insert(h.finish()) {
+                return Err(bad("a continuation token came back a second time".into()));
+            }
+        }
+        // Keys and common prefixes come in one ascending order, page after page.
+        let mut names: Vec<&str> = page
+            .objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .chain(page.common_prefixes.iter().map(String::as_str))
+            .collect();
+        names.sort_unstable();
+        if let (Some(last), Some(first)) = (&self.last, names.first())
+            && *first <= last.as_str()
+        {
+            return Err(bad(format!(
+                "a page starts at {first:?}, not after the previous page's last key {last:?}"
+            )));
+        }
+        if let Some(last) = names.last() {
+            self.last = Some((*last).to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Every page of a listing, fetched one after another as the stream is polled. A store
+/// that repeats a continuation token or goes back in key order ends the listing with
+/// [`SourceError::BadListing`] instead of looping forever.
 pub fn list_pages<'a, S: ObjectSource + ?Sized>(
     source: &'a S,
     request: ListRequest,
 ) -> impl Stream<Item = Result<ListPage, SourceError>> + Send + 'a {
-    futures::stream::try_unfold(Some(request), move |state| async move {
-        let Some(request) = state else {
-            return Ok(None);
-        };
-        let page = source.list(&request).await?;
-        let next = page.next.clone().map(|token| ListRequest {
-            continuation: Some(token),
-            ..request
-        });
-        Ok(Some((page, next)))
-    })
+    futures::stream::try_unfold(
+        Some((request, ListingGuard::default())),
+        move |state| async move {
+            let Some((request, mut guard)) = state else {
+                return Ok(None);
+            };
+            let page = source.list(&request).await?;
+            guard.check(&request.prefix, &page)?;
+            let next = page.next.clone().map(|token| {
+                (
+                    ListRequest {
+                        continuation: Some(token),
+                        ..request
+                    },
+                    guard,
+                )
+            });
+            Ok(Some((page, next)))
+        },
+    )
 }
 
 /// The whole listing (all pages) collected: objects and common prefixes.

@@ -1,14 +1,17 @@
 //! Retries in one place, for every source.
 //!
 //! Transient failures (5xx, throttling, timeouts, connection failures) are retried with
-//! exponential backoff and full jitter, up to a bounded number of attempts. A body that
+//! exponential backoff and full jitter, up to a bounded number of attempts. Every request
+//! has a deadline ([`RetryPolicy::request_timeout`]), and a body that stalls, or trickles
+//! slower than [`RetryPolicy::min_rate`] over that long, is dropped and resumed: a
+//! silent or hostile endpoint can slow a run down, never hang it. A body that
 //! breaks off — with an error, or by ending short — continues with a ranged GET from the
 //! last byte received, pinned to the ETag and version the first response had, so an
 //! object replaced mid-download is reported ([`SourceError::Changed`]), never spliced.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -27,7 +30,14 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// The largest backoff step.
     pub max_delay: Duration,
+    /// How long one request may go unanswered, and a body without a byte.
+    pub request_timeout: Duration,
+    /// The slowest a body may be, in bytes per second averaged over `request_timeout`.
+    pub min_rate: u64,
 }
+
+/// The default per-request timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -35,6 +45,8 @@ impl Default for RetryPolicy {
             max_attempts: 6,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            min_rate: 1024,
         }
     }
 }
@@ -57,7 +69,15 @@ impl RetryPolicy {
     {
         let mut attempt = 0;
         loop {
-            match op().await {
+            let answer = match tokio::time::timeout(self.request_timeout, op()).await {
+                Ok(answer) => answer,
+                Err(_) => Err(SourceError::Remote {
+                    key: key.to_owned(),
+                    message: format!("no answer within {} s", self.request_timeout.as_secs_f64()),
+                    retryable: true,
+                }),
+            };
+            match answer {
                 Err(e) if e.is_retryable() => {
                     attempt += 1;
                     if attempt >= self.max_attempts {
@@ -108,30 +128,69 @@ struct Resume<S> {
     end: u64,
     resumes: u32,
     done: bool,
+    /// Where the current rate window started, and the position then.
+    window: (Instant, u64),
+    /// Why the body was dropped for being too slow, reported when it is resumed.
+    slow: Option<String>,
 }
 
 impl<S: ObjectSource + 'static> Resume<S> {
+    /// At the end of each window of `request_timeout`, compares the rate with
+    /// `min_rate`; too slow, and the body is dropped before the next read.
+    fn check_rate(&mut self) {
+        let (since, at) = self.window;
+        let elapsed = since.elapsed();
+        if elapsed < self.policy.request_timeout {
+            return;
+        }
+        let rate = (self.position - at) as f64 / elapsed.as_secs_f64();
+        self.window = (Instant::now(), self.position);
+        if rate < self.policy.min_rate as f64 && self.position < self.end {
+            self.slow = Some(format!(
+                "the body came at {rate:.0} bytes/s, slower than {} bytes/s for {:.0} s",
+                self.policy.min_rate,
+                elapsed.as_secs_f64()
+            ));
+        }
+    }
+
     /// The next chunk, resuming the body as many times as the policy allows.
     async fn next(&mut self) -> Option<Result<bytes::Bytes, SourceError>> {
         if self.done {
             return None;
         }
         loop {
-            let failure = match self.stream.next().await {
-                Some(Ok(chunk)) => {
-                    self.position += chunk.len() as u64;
-                    return Some(Ok(chunk));
+            let timeout = self.policy.request_timeout;
+            let stalled = |key: &str, message: String| SourceError::Remote {
+                key: key.to_owned(),
+                message,
+                retryable: true,
+            };
+            let failure = if let Some(why) = self.slow.take() {
+                // The last window was too slow: drop this connection, resume from here.
+                stalled(&self.key, why)
+            } else {
+                match tokio::time::timeout(timeout, self.stream.next()).await {
+                    Err(_) => stalled(
+                        &self.key,
+                        format!("the body stalled: no byte for {} s", timeout.as_secs_f64()),
+                    ),
+                    Ok(Some(Ok(chunk))) => {
+                        self.position += chunk.len() as u64;
+                        self.check_rate();
+                        return Some(Ok(chunk));
+                    }
+                    Ok(None) if self.position >= self.end => {
+                        self.done = true;
+                        return None;
+                    }
+                    Ok(None) => SourceError::Truncated {
+                        key: self.key.clone(),
+                        expected: self.end,
+                        received: self.position,
+                    },
+                    Ok(Some(Err(e))) => e,
                 }
-                None if self.position >= self.end => {
-                    self.done = true;
-                    return None;
-                }
-                None => SourceError::Truncated {
-                    key: self.key.clone(),
-                    expected: self.end,
-                    received: self.position,
-                },
-                Some(Err(e)) => e,
             };
             if !failure.is_retryable() {
                 self.done = true;
@@ -155,7 +214,10 @@ impl<S: ObjectSource + 'static> Resume<S> {
                 .run(&self.key, || inner.get(&key, &request))
                 .await
             {
-                Ok(body) => self.stream = body.stream,
+                Ok(body) => {
+                    self.stream = body.stream;
+                    self.window = (Instant::now(), self.position);
+                }
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
@@ -230,6 +292,8 @@ impl<S: ObjectSource + 'static> ObjectSource for RetryingSource<S> {
             end: first.range.end,
             resumes: 0,
             done: false,
+            window: (Instant::now(), first.range.start),
+            slow: None,
         };
         let stream = futures::stream::unfold(state, |mut state| async move {
             state.next().await.map(|item| (item, state))

@@ -59,6 +59,9 @@ pub struct S3Options {
     pub force_path_style: bool,
     /// Send this SSE-C key with every HEAD and GET.
     pub sse_customer_key: Option<SseCustomerKey>,
+    /// How long one request may go unanswered (and a body without a byte); `None` for
+    /// [`super::DEFAULT_REQUEST_TIMEOUT`].
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// Objects in one bucket.
@@ -118,6 +121,43 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), SourceError> {
         format!("{prefix}/")
     };
     Ok((bucket.to_owned(), prefix))
+}
+
+/// A key or prefix from a listing asked for with `encoding-type=url`: `+` is a space,
+/// `%XX` a byte (S3 encodes like an HTML form).
+pub(crate) fn url_decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Refuses a ListObjectsV2 answer that does not end with its closing tag: the XML parser
+/// would take a body cut in the middle of a `<Key>` for a whole, shorter listing.
+#[derive(Debug)]
+struct WholeListing;
+
+impl aws_sdk_s3::config::Intercept for WholeListing {
+    fn name(&self) -> &'static str {
+        "gcrec-whole-listing"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let response = context.response();
+        if !response.status().is_success() {
+            return Ok(());
+        }
+        match response.body().bytes() {
+            Some(body) if !body.trim_ascii_end().ends_with(b"</ListBucketResult>") => {
+                Err("the listing answer is cut short (no closing </ListBucketResult>)".into())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Keys that climb out of a directory are never requested: the layout never produces
@@ -286,8 +326,11 @@ impl S3Source {
         options: S3Options,
     ) -> Result<OpenedSource, SourceError> {
         let (bucket, base_prefix) = parse_s3_url(url)?;
+        let mut policy = super::RetryPolicy::default();
+        if let Some(timeout) = options.request_timeout {
+            policy.request_timeout = timeout;
+        }
         let source = S3Source::new(config, bucket, options);
-        let policy = super::RetryPolicy::default();
         Ok(OpenedSource {
             source: std::sync::Arc::new(super::RetryingSource::new(source, policy)),
             base_prefix,
@@ -412,17 +455,29 @@ impl ObjectSource for S3Source {
                     .set_delimiter(request.delimiter().map(str::to_owned))
                     .set_continuation_token(request.continuation.clone())
                     .max_keys(request.page_size() as i32)
+                    // Keys may hold characters XML 1.0 cannot carry: ask for them encoded.
+                    .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+                    .customize()
+                    .interceptor(WholeListing)
                     .send()
             })
             .await
             .map_err(|e| self.error(&request.prefix, e))?;
-        Ok(ListPage {
+        let encoded = out.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
+        let decode = |s: &str| {
+            if encoded {
+                url_decoded(s)
+            } else {
+                s.to_owned()
+            }
+        };
+        let page = ListPage {
             objects: out
                 .contents()
                 .iter()
                 .filter_map(|o| {
                     Some(ObjectSummary {
-                        key: o.key()?.to_owned(),
+                        key: decode(o.key()?),
                         size: o.size().unwrap_or_default().max(0) as u64,
                         etag: o.e_tag().map(str::to_owned),
                         last_modified: o.last_modified().and_then(to_chrono),
@@ -432,13 +487,27 @@ impl ObjectSource for S3Source {
             common_prefixes: out
                 .common_prefixes()
                 .iter()
-                .filter_map(|p| p.prefix().map(str::to_owned))
+                .filter_map(|p| p.prefix().map(decode))
                 .collect(),
             next: out
                 .next_continuation_token()
                 .filter(|_| out.is_truncated() == Some(true))
                 .map(str::to_owned),
-        })
+        };
+        // S3 says how many entries it sent: a response cut short holds fewer.
+        if let Some(count) = out.key_count()
+            && count as usize != page.objects.len() + page.common_prefixes.len()
+        {
+            return Err(SourceError::BadListing {
+                prefix: request.prefix.clone(),
+                reason: format!(
+                    "the answer announces {count} entries and holds {}",
+                    page.objects.len() + page.common_prefixes.len()
+                ),
+                retryable: true,
+            });
+        }
+        Ok(page)
     }
 
     async fn head(&self, key: &str, request: &GetRequest) -> Result<ObjectInfo, SourceError> {

@@ -17,7 +17,9 @@ use crate::keyring::load_keyring;
 use crate::output::Out;
 
 pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
-    let keys = load_keyring(&args.keys)?;
+    let loaded = load_keyring(&args.keys)?;
+    let lax = loaded.readable_by_others.clone();
+    let keys = loaded.keyring;
     let plan = files::plan(&args.paths, &args.out).await?;
     let mut ctx = DecryptContext::new(
         keys,
@@ -93,5 +95,6 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
             }
         );
     }
+    crate::keyring::warn_readable_by_others(&lax, global.quiet);
     Ok(Outcome::of_failures(failed, permission))
 }

@@ -96,10 +96,14 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         (None, Some(out)) => Target::Dir(out.clone()),
         (None, None) => return Err(UsageError("give --out DIR or --bag DIR".into()).into()),
     };
-    let keys = if args.dry_run {
-        Keyring::new()
+    let loaded = if args.dry_run {
+        None
     } else {
-        load_keyring(&args.keys)?
+        Some(load_keyring(&args.keys)?)
+    };
+    let (keys, lax) = match loaded {
+        Some(l) => (l.keyring, Some(l.readable_by_others)),
+        None => (Keyring::new(), None),
     };
     let opened = crate::aws::open_source(&args.source, &args.aws).await?;
     // An evidence bag records who ran it.
@@ -277,6 +281,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             eprintln!("interrupted: re-run the same command to resume");
         }
     }
+    crate::keyring::warn_readable_by_others(&lax.unwrap_or_default(), global.quiet);
     Ok(if report.interrupted {
         Outcome::Interrupted
     } else if report.listing_error.is_some() && totals.failed == 0 {
