@@ -24,6 +24,9 @@ pub mod object;
 pub mod openpgp;
 pub mod s3ec;
 
+#[cfg(test)]
+mod fuzz;
+
 /// What a user can give or change to get past a decryption error. Libraries never name
 /// command-line options; a front end turns a hint into its own words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -17,6 +17,9 @@ pub mod scan;
 pub mod source;
 pub mod transfer;
 
+#[cfg(test)]
+mod fuzz;
+
 /// What a user can give or change to get past an error. Libraries never name command-line
 /// options; a front end turns a hint into its own words (a flag, a setting). A message
 /// that carries a hint ends with the action (`… give its key`), for the front end to

@@ -149,6 +149,13 @@ fn key_hash(key: &str) -> u64 {
     u64::from_le_bytes(first)
 }
 
+/// A recording line as an [`Entry`]. (Parsed in two steps: serde's tagged enums and
+/// arbitrary-precision numbers do not mix.)
+fn parse_entry(line: &[u8]) -> Option<Entry> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    serde_json::from_value(value).ok()
+}
+
 /// The head of a manifest line: enough to index it.
 #[derive(Deserialize)]
 struct Head {
@@ -199,9 +206,11 @@ impl Index {
                 offset += (n + skipped) as u64;
                 continue;
             }
-            // A torn last line (a run killed mid-write) does not parse: skip it.
+            // A torn last line (a run killed mid-write), or one that is not a whole
+            // entry, does not parse: skip it (an earlier whole line for its key stands).
             if let Ok(head) = serde_json::from_slice::<Head>(&line)
                 && head.kind == "recording"
+                && parse_entry(&line).is_some()
             {
                 last.insert(key_hash(&head.key), (offset, n as u32));
             }
@@ -245,10 +254,7 @@ impl Index {
             f.seek(SeekFrom::Start(offset)).ok()?;
             f.read_exact(&mut buf).ok()?;
         }
-        // Parsed in two steps: serde's tagged enums and arbitrary-precision numbers do
-        // not mix.
-        let value: serde_json::Value = serde_json::from_slice(&buf).ok()?;
-        serde_json::from_value(value).ok()
+        parse_entry(&buf)
     }
 
     /// The effective entry for `key`, if the manifest has one.

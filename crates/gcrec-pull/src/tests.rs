@@ -362,3 +362,52 @@ async fn holds_go_through_the_source_with_retries() {
 fn memory_without_lock(export: &Export) -> Arc<dyn ObjectSource> {
     memory(export)
 }
+
+mod fuzz {
+    //! Fuzz-style property tests of the manifest reader and the path check every manifest
+    //! path goes through. Bounded in `scripts/test`; for a longer local run:
+    //! `PROPTEST_CASES=100000 cargo test -p gcrec-pull --release fuzz`.
+
+    use proptest::prelude::*;
+
+    use crate::manifest::{Index, MANIFEST_NAME, inside};
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[ -~]{0,200}",
+            (any::<String>(), prop::sample::select(vec!["ok", "failed", "no_media", "x"])).prop_map(
+                |(key, status)| serde_json::json!({"type": "recording", "key": key, "status": status,
+                    "source": "s", "organization_id": "o", "conversation_id": "c", "recording_id": "r",
+                    "outputs": [{"path": key, "size": 1, "sha256": "00"}]}).to_string()
+            ),
+            Just("{\"type\":\"recording\",\"key\":".to_owned()),
+            Just("{\"type\":\"run\"}".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fuzz_manifest_lines_never_panic(lines in prop::collection::vec(line(), 0..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(MANIFEST_NAME), lines.join("\n")).unwrap();
+            let index = Index::open(dir.path()).unwrap();
+            let entries: Vec<_> = index.entries().collect();
+            prop_assert_eq!(entries.len(), index.len());
+            for e in &entries {
+                prop_assert_eq!(index.get(&e.key).map(|g| g.key), Some(e.key.clone()));
+            }
+        }
+
+        #[test]
+        fn fuzz_manifest_paths_never_leave_the_directory(rel in "[a-z./\\\\]{0,24}|\\PC{0,12}") {
+            let dir = tempfile::tempdir().unwrap();
+            if let Some(path) = inside(dir.path(), &rel) {
+                prop_assert!(path.starts_with(dir.path()));
+                prop_assert!(path.components().all(|c| !matches!(c, std::path::Component::ParentDir)));
+            }
+        }
+    }
+}

@@ -13,7 +13,7 @@ mod memory;
 mod open;
 mod paging;
 mod retry;
-mod s3;
+pub(crate) mod s3;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -578,13 +578,13 @@ impl<S: ObjectSource + ?Sized> ObjectSource for Arc<S> {
 /// What a listing has seen so far, to tell a store that repeats itself: continuation
 /// tokens already used (hashed: 8 bytes a page), and the last key.
 #[derive(Debug, Default)]
-struct ListingGuard {
+pub(crate) struct ListingGuard {
     tokens: std::collections::HashSet<u64>,
     last: Option<String>,
 }
 
 impl ListingGuard {
-    fn check(&mut self, prefix: &str, page: &ListPage) -> Result<(), SourceError> {
+    pub(crate) fn check(&mut self, prefix: &str, page: &ListPage) -> Result<(), SourceError> {
         let bad = |reason: String| SourceError::BadListing {
             prefix: prefix.to_owned(),
             reason,
