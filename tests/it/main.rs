@@ -7,6 +7,7 @@ mod decrypt;
 mod example_export;
 mod hostile;
 mod ls;
+mod operator;
 mod pruning;
 mod pull;
 mod s3;

@@ -15,9 +15,22 @@ use crate::openpgp;
 
 fn envelope_field() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "x-amz-key", "x-amz-key-v2", "x-amz-iv", "x-amz-matdesc", "x-amz-cek-alg",
-        "x-amz-tag-len", "x-amz-wrap-alg", "x-amz-unencrypted-content-length", "x-amz-c",
-        "x-amz-3", "x-amz-w", "x-amz-t", "x-amz-m", "x-amz-d", "x-amz-i", "other",
+        "x-amz-key",
+        "x-amz-key-v2",
+        "x-amz-iv",
+        "x-amz-matdesc",
+        "x-amz-cek-alg",
+        "x-amz-tag-len",
+        "x-amz-wrap-alg",
+        "x-amz-unencrypted-content-length",
+        "x-amz-c",
+        "x-amz-3",
+        "x-amz-w",
+        "x-amz-t",
+        "x-amz-m",
+        "x-amz-d",
+        "x-amz-i",
+        "other",
     ])
     .prop_map(str::to_owned)
 }
@@ -82,5 +95,9 @@ proptest! {
 
 #[test]
 fn envelope_fuzz_inputs_include_the_empty_case() {
-    assert!(Envelope::from_metadata(&BTreeMap::new(), None).unwrap().is_none());
+    assert!(
+        Envelope::from_metadata(&BTreeMap::new(), None)
+            .unwrap()
+            .is_none()
+    );
 }

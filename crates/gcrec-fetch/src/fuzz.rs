@@ -45,7 +45,8 @@ fn sidecar_like() -> impl Strategy<Value = Vec<u8>> {
         (0..valid.len()).prop_map(move |cut| valid.as_bytes()[..cut].to_vec()),
         "\\{(\"[a-zA-Z]{1,12}\":(1|\"x\"|null|\\[\\]|\\{\\}),){0,20}\"a\":1\\}"
             .prop_map(String::into_bytes),
-        (1usize..200).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()),
+        (1usize..200)
+            .prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()),
     ]
 }
 

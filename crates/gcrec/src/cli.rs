@@ -2,7 +2,46 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// The commands whose options can also be set from the environment.
+const ENV_COMMANDS: [&str; 3] = ["ls", "pull", "hold"];
+
+/// The environment variable for an option: `--max-sidecar-bytes` → `GCREC_MAX_SIDECAR_BYTES`.
+pub fn env_name(long: &str) -> String {
+    format!("GCREC_{}", long.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The command line with `GCREC_<OPTION>` environment variables for every option of
+/// `ls`, `pull` and `hold` (shown in `--help`). A flag on the command line wins over the
+/// environment, which wins over the default; an option given several times takes one
+/// value from the environment.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for name in ENV_COMMANDS {
+        cmd = cmd.mut_subcommand(name, |mut sub| {
+            let options: Vec<(clap::Id, String)> = sub
+                .get_arguments()
+                .filter(|a| !a.is_positional() && a.get_env().is_none())
+                .filter_map(|a| Some((a.get_id().clone(), a.get_long()?.to_owned())))
+                .filter(|(_, long)| long != "help" && long != "version")
+                .collect();
+            for (id, long) in options {
+                // clap keeps `&'static str` names; these few live as long as the process.
+                let var: &'static str = Box::leak(env_name(&long).into_boxed_str());
+                sub = sub.mut_arg(id, |a| a.env(var));
+            }
+            sub
+        });
+    }
+    cmd
+}
+
+/// Parses the process's command line (and the `GCREC_*` environment).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 /// Get Genesys Cloud recordings out of an S3 bulk export: find, download, decrypt, verify.
 #[derive(Debug, Parser)]
@@ -32,6 +71,24 @@ pub struct GlobalArgs {
     /// More detail on stderr: -v lists skipped keys and request counts, -vv adds debug logs.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// When stderr is not a terminal, print a progress line this often (seconds).
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 10, env = "GCREC_PROGRESS_INTERVAL", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub progress_interval: u64,
+    /// How diagnostics on stderr are written: text, or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = crate::output::LogFormat::Text, env = "GCREC_LOG_FORMAT")]
+    pub log_format: crate::output::LogFormat,
+}
+
+impl GlobalArgs {
+    /// Progress for a command's `what` (`recordings`, `objects`).
+    pub fn progress(&self, what: &'static str) -> crate::progress::Progress {
+        crate::progress::Progress::new(
+            self.quiet,
+            std::time::Duration::from_secs(self.progress_interval),
+            self.log_format,
+            what,
+        )
+    }
 }
 
 /// The commands.
@@ -67,6 +124,14 @@ pub enum Command {
     /// Inspect or generate keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print a shell completion script: `source <(gcrec completions bash)`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `gcrec man > gcrec.1`, or `gcrec man | man -l -`.
+    Man,
 }
 
 /// Keys and what unlocks them.
@@ -403,10 +468,10 @@ impl From<OutputLayout> for gcrec_pull::outpath::OutputLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+        assert_eq!(env_name("max-sidecar-bytes"), "GCREC_MAX_SIDECAR_BYTES");
     }
 }

@@ -147,10 +147,11 @@ pub fn finish(result: anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::PermissionFailed) => ExitCode::from(PERMISSION),
         Ok(Outcome::Interrupted) => ExitCode::from(INTERRUPTED),
         Err(e) => {
-            eprintln!("gcrec: error: {}", with_hint(&e.to_string(), hint_of(&e)));
+            let mut message = format!("gcrec: error: {}", with_hint(&e.to_string(), hint_of(&e)));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                message.push_str(&format!("\n  caused by: {cause}"));
             }
+            crate::output::diagnostic("error", &message);
             ExitCode::from(code_for(&e))
         }
     }

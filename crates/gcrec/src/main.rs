@@ -15,10 +15,8 @@ mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     output::init_logging(&cli.global);
     exit::finish(commands::run(cli))
 }

@@ -47,7 +47,11 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
     };
     let mut out = Out::stdout();
     let mut write_error = None;
+    let progress = global.progress("objects");
+    let follower = progress.follow(std::sync::Arc::default());
     let mut on_object = |o: &HoldOutcome| {
+        progress.add_total(1, 0);
+        progress.finished(o.error.is_some());
         let line = if args.json {
             Some(
                 json!({
@@ -64,7 +68,7 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
         } else {
             match &o.error {
                 Some(e) => {
-                    eprintln!("gcrec: failed: {e}");
+                    progress.note("failed", &format!("gcrec: failed: {e}"));
                     None
                 }
                 None => Some(format!(
@@ -111,6 +115,10 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("listing {}", args.source))),
     };
+    if let Some(f) = follower {
+        f.abort();
+    }
+    progress.finish();
     if let Some(e) = write_error {
         return Err(e.into());
     }

@@ -5,6 +5,7 @@ mod hold;
 mod keys;
 mod ls;
 mod pull;
+mod shell;
 mod verify;
 
 use crate::cli::{Cli, Command};
@@ -12,6 +13,11 @@ use crate::exit::Outcome;
 
 /// Runs the parsed command line on a Tokio runtime.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Completions { shell } => return shell::completions(*shell),
+        Command::Man => return shell::man(),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -23,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Hold(args) => hold::run(&cli.global, *args).await,
             Command::Decrypt(args) => decrypt::run(&cli.global, *args).await,
             Command::Keys(command) => keys::run(&cli.global, command),
+            Command::Completions { .. } | Command::Man => Ok(Outcome::Success),
         }
     })
 }

@@ -24,7 +24,6 @@ use crate::exit::{Outcome, UsageError, with_hint};
 use crate::filters;
 use crate::keyring::load_keyring;
 use crate::output::{Out, human_bytes};
-use crate::progress::Progress;
 
 /// The shard from `--shard`, or from the environment of an indexed batch job.
 fn shard(args: &PullArgs) -> Result<Option<Shard>> {
@@ -150,7 +149,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         command_line: redact_command_line(std::env::args()),
     };
     let plan = PullPlan::new(opened.source, ctx, options)?;
-    let progress = Progress::new(global.quiet);
+    let progress = global.progress("recordings");
     let follower = progress.follow(plan.received());
 
     let mut out = Out::stdout();
@@ -159,30 +158,36 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         PullEvent::Found { recordings, bytes } => progress.add_total(recordings, bytes),
         PullEvent::Recording { entry: e, outcome } => {
             match outcome {
-                RecordingOutcome::Failed => progress.println(&format!(
-                    "gcrec: failed: {}: {}",
-                    e.source,
-                    with_hint(e.error.as_deref().unwrap_or_default(), e.hint)
-                )),
+                RecordingOutcome::Failed => progress.note(
+                    "failed",
+                    &format!(
+                        "gcrec: failed: {}: {}",
+                        e.source,
+                        with_hint(e.error.as_deref().unwrap_or_default(), e.hint)
+                    ),
+                ),
                 RecordingOutcome::Pulled
                     if e.status == Some(Status::NoMedia) && global.verbose > 0 =>
                 {
-                    progress.println(&format!(
+                    progress.note("note", &format!(
                         "note: {}: a sidecar without its media (copied; reported in the manifest)",
                         e.key
                     ));
                 }
                 RecordingOutcome::Pulled if e.status == Some(Status::NoMedia) => {}
                 RecordingOutcome::Pulled if global.verbose > 0 && !args.json => {
-                    progress.println(&format!(
-                        "{} ({}{})",
-                        e.outputs.first().map_or("", |o| o.path.as_str()),
-                        e.encryption.as_deref().unwrap_or_default(),
-                        e.opened_with
-                            .as_deref()
-                            .map(|k| format!(", key {k}"))
-                            .unwrap_or_default()
-                    ));
+                    progress.note(
+                        "pulled",
+                        &format!(
+                            "{} ({}{})",
+                            e.outputs.first().map_or("", |o| o.path.as_str()),
+                            e.encryption.as_deref().unwrap_or_default(),
+                            e.opened_with
+                                .as_deref()
+                                .map(|k| format!(", key {k}"))
+                                .unwrap_or_default()
+                        ),
+                    );
                 }
                 RecordingOutcome::WouldPull if !args.json => {
                     if let Err(err) = out.line(&e.key) {
@@ -201,7 +206,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
                     write_error.get_or_insert(err);
                 }
             }
-            progress.finished(u64::from(outcome == RecordingOutcome::Failed));
+            progress.finished(outcome == RecordingOutcome::Failed);
         }
     };
     let report = plan.execute(&mut on_event).await?;
@@ -251,31 +256,34 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         } else {
             (totals.pulled, "pulled")
         };
-        eprintln!(
-            "{n} {verb}, {} already present, {} failed{}{}{} — {} downloaded in {:.1}s{}",
-            totals.already,
-            totals.failed,
-            match totals.sidecars_without_media {
-                0 => String::new(),
-                n => format!(", {n} sidecar(s) without media"),
-            },
-            match totals.unchecked_not_pulled {
-                0 => String::new(),
-                n => format!(", {n} unchecked not pulled (--include-unchecked)"),
-            },
-            match totals.skipped_keys {
-                0 => String::new(),
-                n => format!(", {n} keys skipped"),
-            },
-            human_bytes(totals.bytes_downloaded),
-            report.summary["duration_seconds"]
-                .as_f64()
-                .unwrap_or_default(),
-            report
-                .manifest
-                .as_ref()
-                .map(|m| format!("; manifest {}", m.display()))
-                .unwrap_or_default(),
+        crate::output::diagnostic(
+            "summary",
+            &format!(
+                "{n} {verb}, {} already present, {} failed{}{}{} — {} downloaded in {:.1}s{}",
+                totals.already,
+                totals.failed,
+                match totals.sidecars_without_media {
+                    0 => String::new(),
+                    n => format!(", {n} sidecar(s) without media"),
+                },
+                match totals.unchecked_not_pulled {
+                    0 => String::new(),
+                    n => format!(", {n} unchecked not pulled (--include-unchecked)"),
+                },
+                match totals.skipped_keys {
+                    0 => String::new(),
+                    n => format!(", {n} keys skipped"),
+                },
+                human_bytes(totals.bytes_downloaded),
+                report.summary["duration_seconds"]
+                    .as_f64()
+                    .unwrap_or_default(),
+                report
+                    .manifest
+                    .as_ref()
+                    .map(|m| format!("; manifest {}", m.display()))
+                    .unwrap_or_default(),
+            ),
         );
         if report.interrupted {
             eprintln!("interrupted: re-run the same command to resume");

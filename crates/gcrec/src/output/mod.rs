@@ -8,9 +8,37 @@ use std::io::{self, BufWriter, Stdout, Write};
 
 use crate::cli::GlobalArgs;
 
+/// How diagnostics on stderr are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object per line (progress, warnings, errors), for log collectors.
+    Json,
+}
+
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// The format chosen with `--log-format`.
+pub fn log_format() -> LogFormat {
+    FORMAT.get().copied().unwrap_or_default()
+}
+
+/// Prints a diagnostic line on stderr: as it is, or as `{"type": KIND, "message": …}`.
+pub fn diagnostic(kind: &str, message: &str) {
+    match log_format() {
+        LogFormat::Text => eprintln!("{message}"),
+        LogFormat::Json => {
+            eprintln!("{}", serde_json::json!({"type": kind, "message": message}));
+        }
+    }
+}
+
 /// Sets up `tracing` on stderr: warnings by default, `-v` info, `-vv` debug, `-q` errors
 /// only. `GCREC_LOG` (an `EnvFilter` directive) overrides.
 pub fn init_logging(global: &GlobalArgs) {
+    let _ = FORMAT.set(global.log_format);
     use tracing_subscriber::EnvFilter;
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
@@ -21,13 +49,14 @@ pub fn init_logging(global: &GlobalArgs) {
     let filter = EnvFilter::try_from_env("GCREC_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let ansi =
         std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .with_target(false);
+    let _ = match global.log_format {
+        LogFormat::Text => builder.with_ansi(ansi).without_time().try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// Buffered stdout that notices a closed pipe (`gcrec ls | head`) instead of failing.
