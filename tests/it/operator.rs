@@ -192,3 +192,146 @@ fn a_piped_slow_pull_prints_periodic_progress_lines() {
     assert!(!quick.stderr.contains("progress: "), "{}", quick.stderr);
     let _ = key_args();
 }
+
+/// `symbol name` of each checklist line, for a snapshot that ignores keys and sizes.
+fn checklist(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| {
+            let (head, _) = l.split_once(": ").unwrap_or((l, ""));
+            let head = if head.starts_with("✓ kms key") || head.starts_with("✗ kms key") {
+                &head[..head.find("kms key").unwrap() + 7]
+            } else {
+                head
+            };
+            head.to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn doctor_on_a_healthy_setup_and_on_each_broken_one() {
+    use gcrec_testkit::servers::{Sse, upload_with};
+    let (_, export) = generated(ExportSpec {
+        seed: 192,
+        days: 1,
+        hour_step: 8,
+        ..ExportSpec::default()
+    });
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = rt.block_on(moto.create_kms_key());
+    rt.block_on(async {
+        let client = moto.s3_client();
+        client
+            .create_bucket()
+            .bucket("doctor-locked")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        client
+            .create_bucket()
+            .bucket("doctor-plain")
+            .send()
+            .await
+            .unwrap();
+        for bucket in ["doctor-locked", "doctor-plain"] {
+            let objects = export
+                .objects()
+                .map(|(k, b)| (k, b, std::collections::HashMap::new()));
+            upload_with(&client, bucket, &Sse::Kms(key.clone()), objects).await;
+        }
+    });
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().to_str().unwrap().to_owned();
+    let doctor = |endpoint: &str, extra: &[&str]| {
+        let mut args = vec!["doctor"];
+        args.extend_from_slice(extra);
+        gcrec_s3(endpoint, &args, &[])
+    };
+    // Healthy: every line a tick, exit 0.
+    let run = doctor(
+        &moto.endpoint,
+        &["s3://doctor-locked", "--out", &out, "--bag"],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        checklist(&run.stdout),
+        [
+            "✓ credentials",
+            "✓ region",
+            "✓ list",
+            "✓ shape",
+            "✓ sample plain ogg",
+            "✓ sample plain zip",
+            "✓ object lock",
+            "✓ free space",
+            "✓ kms key",
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("SSE-KMS with key {key}")),
+        "{}",
+        run.stdout
+    );
+    // No Object Lock, and a bag asked for.
+    let run = doctor(&moto.endpoint, &["s3://doctor-plain", "--bag"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("✗ object lock: not enabled"),
+        "{}",
+        run.stdout
+    );
+    // A bucket in another region: followed, and said.
+    let mut proxy = FaultProxy::start(&moto.endpoint);
+    proxy.add(json!({"key": "doctor-locked", "action": "redirect", "region": "eu-west-1"}));
+    let run = doctor(&proxy.endpoint, &["s3://doctor-locked"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("! region: the bucket answers from eu-west-1"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("--region eu-west-1"), "{}", run.stdout);
+    // A role without kms:Decrypt: a permission failure, exit 3.
+    proxy.clear();
+    proxy.add(json!({"method": "GET", "key": ".opus", "action": "status", "status": 403, "code": "AccessDenied",
+        "message": "User: arn:aws:iam::123456789012:user/doctor is not authorized to perform: kms:Decrypt on the resource associated with this ciphertext because no identity-based policy allows the kms:Decrypt action"}));
+    proxy.add(json!({"method": "GET", "key": ".zip", "action": "status", "status": 403, "code": "AccessDenied",
+        "message": "User: arn:aws:iam::123456789012:user/doctor is not authorized to perform: kms:Decrypt"}));
+    let run = doctor(&proxy.endpoint, &["s3://doctor-locked"]);
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("✗ sample download") && run.stdout.contains("kms:Decrypt"),
+        "{}",
+        run.stdout
+    );
+    // The KMS key disabled.
+    rt.block_on(async {
+        aws_sdk_kms::Client::new(&moto.sdk_config())
+            .disable_key()
+            .key_id(key.rsplit('/').next().unwrap())
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = doctor(&moto.endpoint, &["s3://doctor-locked"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("is Disabled"), "{}", run.stdout);
+    // Keys that open none of the samples.
+    let example = common::repo_root().join("examples/export");
+    let run = gcrec(["doctor", example.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("✗ sample decryption")
+            && run.stdout.contains("C7EC063F09D6F4BE")
+            && run.stdout.contains("(--key)"),
+        "{}",
+        run.stdout
+    );
+    let _ = Value::Null;
+}

@@ -19,6 +19,29 @@ pub struct AwsKms {
 }
 
 impl AwsKms {
+    /// The state of a KMS key (`Enabled`, `Disabled`, `PendingDeletion`, …), as
+    /// `DescribeKey` reports it; the error says what went wrong (access, a missing key).
+    pub async fn key_state(&self, key_id: &str) -> Result<String, String> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_kms::error::ProvideErrorMetadata;
+                format!(
+                    "{}: {}",
+                    e.code().unwrap_or("error"),
+                    e.message().unwrap_or_default()
+                )
+            })?;
+        Ok(out
+            .key_metadata()
+            .and_then(|m| m.key_state())
+            .map_or_else(|| "unknown".to_owned(), |s| s.as_str().to_owned()))
+    }
+
     /// A KMS client from an SDK configuration.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
         Self {

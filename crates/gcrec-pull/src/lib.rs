@@ -13,13 +13,15 @@
 //! - [`bag`]: BagIt evidence packages, written and checked;
 //! - [`verify`]: re-hashing an output or a bag against its manifest;
 //! - [`hold`]: Object Lock legal holds through the source abstraction;
-//! - [`files`]: decrypting local files and export directories.
+//! - [`files`]: decrypting local files and export directories;
+//! - [`doctor`]: preflight checks through the source, samples decrypted into nothing.
 //!
 //! Nothing here prints or names a command-line option: errors are typed and carry
 //! [`error::Hint`]s a front end words its own way.
 
 pub mod bag;
 pub mod body;
+pub mod doctor;
 pub mod error;
 pub mod files;
 pub mod hold;

@@ -179,14 +179,26 @@ fn claims_encryption(key: &str, instruction: bool, info: &ObjectInfo) -> Option<
     }
 }
 
-/// Decrypts one object to its destination, releasing it only once verified.
-pub async fn decrypt_object(
+/// An object downloading, its format told and its key unwrapped: ready to be read by a
+/// decryptor.
+struct Opened {
+    info: ObjectInfo,
+    handle: gcrec_fetch::transfer::VerifiedHandle,
+    prepared: gcrec_decrypt::object::Prepared,
+    reader: BodyReader,
+    authenticated_by: Option<&'static str>,
+}
+
+/// Starts the download of `key`, tells its container and unwraps its data key.
+async fn open_object(
     source: Arc<dyn ObjectSource>,
-    job: ObjectJob,
-    ctx: Arc<DecryptContext>,
-) -> Result<Decrypted, PullError> {
+    key: &str,
+    listed_size: Option<u64>,
+    instruction_key: Option<&str>,
+    ctx: &DecryptContext,
+) -> Result<Opened, PullError> {
     let cancel = &ctx.cancel;
-    let instruction = match &job.instruction {
+    let instruction = match instruction_key {
         Some(k) => Some(cancellable(cancel, read_small(&*source, k, MAX_INSTRUCTION)).await?),
         None => None,
     };
@@ -199,8 +211,8 @@ pub async fn decrypt_object(
         cancel,
         download(
             source.clone(),
-            &job.key,
-            job.listed_size,
+            key,
+            listed_size,
             None,
             &ctx.transfer,
             &ctx.budget,
@@ -217,16 +229,16 @@ pub async fn decrypt_object(
     let format = detect(&head, &info.user_metadata, instruction.as_deref())
         .map_err(|e| PullError::Decrypt(e.into()))?;
     if let Format::Plain(kind) = &format {
-        if let Some(why) = claims_encryption(&job.key, instruction.is_some(), &info) {
+        if let Some(why) = claims_encryption(key, instruction.is_some(), &info) {
             return Err(PullError::PlainWhereEncrypted {
-                key: job.key.clone(),
+                key: key.to_owned(),
                 why,
                 kind: kind.as_str(),
             });
         }
         if ctx.require_encryption {
             return Err(PullError::EncryptionRequired {
-                key: job.key.clone(),
+                key: key.to_owned(),
                 kind: kind.as_str(),
             });
         }
@@ -240,12 +252,74 @@ pub async fn decrypt_object(
         prepare(format, &ctx.keys, ctx.kms.as_deref(), ctx.options),
     )
     .await?;
-    let mut reader = BodyReader::spawn(
+    let reader = BodyReader::spawn(
         head.freeze(),
         stream,
         ctx.received.clone(),
         ctx.cancel.clone(),
     );
+    Ok(Opened {
+        info,
+        handle,
+        prepared,
+        reader,
+        authenticated_by,
+    })
+}
+
+/// Decrypts one object all the way, into nothing: proves that the keys given open it and
+/// that it authenticates, without a byte of plaintext reaching the disk (`gcrec doctor`).
+pub async fn probe_object(
+    source: Arc<dyn ObjectSource>,
+    key: &str,
+    listed_size: Option<u64>,
+    instruction: Option<&str>,
+    ctx: Arc<DecryptContext>,
+) -> Result<(ObjectInfo, Outcome), PullError> {
+    let Opened {
+        info,
+        prepared,
+        mut reader,
+        ..
+    } = open_object(source, key, listed_size, instruction, &ctx).await?;
+    let size = info.size;
+    let owned_key = key.to_owned();
+    let outcome = tokio::task::spawn_blocking(move || {
+        run(
+            &prepared,
+            &mut reader,
+            size,
+            &ctx.keys,
+            ctx.options,
+            &mut std::io::sink(),
+        )
+        .map_err(|e| reader.take_failure().unwrap_or(PullError::Decrypt(e)))
+    })
+    .await
+    .map_err(|_| PullError::Task(owned_key))??;
+    Ok((info, outcome))
+}
+
+/// Decrypts one object to its destination, releasing it only once verified.
+pub async fn decrypt_object(
+    source: Arc<dyn ObjectSource>,
+    job: ObjectJob,
+    ctx: Arc<DecryptContext>,
+) -> Result<Decrypted, PullError> {
+    let Opened {
+        info,
+        handle,
+        prepared,
+        mut reader,
+        authenticated_by,
+    } = open_object(
+        source,
+        &job.key,
+        job.listed_size,
+        job.instruction.as_deref(),
+        &ctx,
+    )
+    .await?;
     let dir = job.destination.parent().unwrap_or(&job.root).to_owned();
     create_dirs_inside(&job.root, &dir).map_err(PullError::output("creating", &dir))?;
     if let Some(path) = &job.keep_encrypted {

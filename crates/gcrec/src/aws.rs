@@ -106,6 +106,25 @@ pub async fn caller_identity(args: &AwsArgs) -> Option<serde_json::Value> {
     }))
 }
 
+/// The region configured (flag, environment or profile), if any.
+pub async fn configured_region(args: &AwsArgs) -> Option<String> {
+    sdk_config(args).await.region().map(|r| r.to_string())
+}
+
+/// The state of each KMS key, through `DescribeKey`.
+pub async fn kms_key_states(
+    args: &AwsArgs,
+    keys: impl IntoIterator<Item = String>,
+) -> Vec<(String, Result<String, String>)> {
+    let kms = AwsKms::new(&sdk_config(args).await);
+    let mut out = Vec::new();
+    for key in keys {
+        let state = kms.key_state(&key).await;
+        out.push((key, state));
+    }
+    out
+}
+
 /// Loads the SDK configuration.
 pub async fn sdk_config(args: &AwsArgs) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The commands whose options can also be set from the environment.
-const ENV_COMMANDS: [&str; 3] = ["ls", "pull", "hold"];
+const ENV_COMMANDS: [&str; 4] = ["ls", "pull", "hold", "doctor"];
 
 /// The environment variable for an option: `--max-sidecar-bytes` → `GCREC_MAX_SIDECAR_BYTES`.
 pub fn env_name(long: &str) -> String {
@@ -124,6 +124,12 @@ pub enum Command {
     /// Inspect or generate keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check, before a pull, everything it needs: credentials, the bucket's region,
+    /// listing, the export's shape, one sample per container (downloaded and decrypted
+    /// into nothing with the keys given), KMS key state, Object Lock, free space.
+    ///
+    /// Exit 0 when a pull has what it needs, 3 on permission failures, 1 otherwise.
+    Doctor(Box<DoctorArgs>),
     /// Print a shell completion script: `source <(gcrec completions bash)`.
     Completions {
         /// The shell.
@@ -325,6 +331,29 @@ pub struct HoldArgs {
     pub jobs: u16,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
+}
+
+/// `gcrec doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// `s3://BUCKET[/PREFIX]`, or a local directory laid out like the bucket.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// Where a pull would write: its free space is checked against the range.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The pull would write an evidence bag (Object Lock is then needed).
+    #[arg(long)]
+    pub bag: bool,
+    /// JSON Lines on stdout: one object per check, then a summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
 }

@@ -80,6 +80,10 @@ impl<S: ObjectSource> ObjectSource for CountingSource<S> {
         self.inner.uri(key)
     }
 
+    fn region(&self) -> Option<String> {
+        self.inner.region()
+    }
+
     async fn list(&self, request: &ListRequest) -> Result<ListPage, SourceError> {
         self.list.fetch_add(1, Ordering::Relaxed);
         self.listed

@@ -520,6 +520,12 @@ pub trait ObjectSource: Send + Sync + fmt::Debug {
         Err(no_legal_holds())
     }
 
+    /// The region the store answered from last (an S3 bucket followed to its own region
+    /// after a redirect); `None` where regions do not apply.
+    fn region(&self) -> Option<String> {
+        None
+    }
+
     /// The legal hold on one version of an object (`false` when none was ever set).
     async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
         let _ = (key, version_id);
@@ -561,6 +567,9 @@ impl<S: ObjectSource + ?Sized> ObjectSource for Arc<S> {
     }
     async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
         (**self).object_lock_enabled().await
+    }
+    fn region(&self) -> Option<String> {
+        (**self).region()
     }
     async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
         (**self).legal_hold(key, version_id).await

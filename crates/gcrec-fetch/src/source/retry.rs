@@ -233,6 +233,10 @@ impl<S: ObjectSource + 'static> ObjectSource for RetryingSource<S> {
         self.inner.uri(key)
     }
 
+    fn region(&self) -> Option<String> {
+        self.inner.region()
+    }
+
     async fn list(&self, request: &ListRequest) -> Result<ListPage, SourceError> {
         self.policy
             .run(&request.prefix, || self.inner.list(request))

@@ -441,6 +441,10 @@ impl S3Source {
 
 #[async_trait]
 impl ObjectSource for S3Source {
+    fn region(&self) -> Option<String> {
+        self.client().config().region().map(|r| r.to_string())
+    }
+
     fn uri(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod decrypt;
+mod doctor;
 mod hold;
 mod keys;
 mod ls;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Hold(args) => hold::run(&cli.global, *args).await,
             Command::Decrypt(args) => decrypt::run(&cli.global, *args).await,
             Command::Keys(command) => keys::run(&cli.global, command),
+            Command::Doctor(args) => doctor::run(&cli.global, *args).await,
             Command::Completions { .. } | Command::Man => Ok(Outcome::Success),
         }
     })

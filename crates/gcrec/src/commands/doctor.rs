@@ -1,0 +1,151 @@
+//! `gcrec doctor`: the account checks this front end owns (credentials and caller, the
+//! bucket's region, KMS key state), then `gcrec_pull::doctor`'s checks through the
+//! source, rendered as a checklist.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use gcrec_decrypt::object::DecryptOptions;
+use gcrec_fetch::scan::ScanOptions;
+use gcrec_pull::doctor::{Check, CheckStatus, DoctorOptions, examine};
+use gcrec_pull::object::DecryptContext;
+use serde_json::json;
+
+use crate::aws::LazyKms;
+use crate::cli::{DoctorArgs, GlobalArgs};
+use crate::exit::Outcome;
+use crate::filters;
+use crate::keyring::load_keyring;
+use crate::output::Out;
+
+fn symbol(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::Pass => "✓",
+        CheckStatus::Warn => "!",
+        CheckStatus::Fail => "✗",
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
+    let filter = filters::build(&args.filter)?;
+    let loaded = load_keyring(&args.keys)?;
+    let s3 = args.source.starts_with("s3://");
+    let mut checks = Vec::new();
+    if s3 {
+        checks.push(match crate::aws::caller_identity(&args.aws).await {
+            Some(who) => Check::pass(
+                "credentials",
+                format!(
+                    "calling as {}",
+                    who["arn"].as_str().unwrap_or("an unknown identity")
+                ),
+            ),
+            None => {
+                let mut c = Check::new(
+                    "credentials",
+                    CheckStatus::Fail,
+                    "no working AWS credentials (STS GetCallerIdentity failed)",
+                    Some(
+                        "set AWS_PROFILE (and `aws sso login`), or AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY, or run with a role"
+                            .into(),
+                    ),
+                );
+                c.permission = true;
+                c
+            }
+        });
+    }
+    let opened = crate::aws::open_source(&args.source, &args.aws).await?;
+    let source = opened.source.clone();
+    let mut ctx = DecryptContext::new(
+        loaded.keyring,
+        Some(Arc::new(LazyKms::new(args.aws.clone()))),
+        DecryptOptions {
+            allow_legacy_cbc: args.keys.allow_legacy_cbc,
+        },
+    );
+    ctx.max_expansion = gcrec_pull::object::DEFAULT_MAX_EXPANSION;
+    let found = examine(
+        source.clone(),
+        Arc::new(ctx),
+        DoctorOptions {
+            scan: ScanOptions {
+                base_prefix: opened.base_prefix,
+                filter,
+                read_all_metadata: false,
+                ..ScanOptions::default()
+            },
+            out: args.out.clone(),
+            need_object_lock: args.bag,
+        },
+    )
+    .await;
+    if s3 {
+        let configured = crate::aws::configured_region(&args.aws).await;
+        match (source.region(), configured) {
+            (Some(actual), Some(configured)) if actual != configured => checks.push(Check::new(
+                "region",
+                CheckStatus::Warn,
+                format!("the bucket answers from {actual}; the configured region is {configured} (gcrec follows it there)"),
+                Some(format!("pass --region {actual} (or set AWS_REGION) to save a redirect per run")),
+            )),
+            (Some(actual), _) => checks.push(Check::pass("region", format!("the bucket answers from {actual}"))),
+            _ => {}
+        }
+        for (key, state) in crate::aws::kms_key_states(&args.aws, found.kms_keys.clone()).await {
+            checks.push(match state {
+                Ok(s) if s == "Enabled" => Check::pass(format!("kms key {key}"), "Enabled"),
+                Ok(s) => Check::new(
+                    format!("kms key {key}"),
+                    CheckStatus::Fail,
+                    format!("the objects' KMS key is {s}: S3 cannot decrypt them"),
+                    Some("enable the key (kms:EnableKey) or cancel its deletion".into()),
+                ),
+                Err(e) => Check::new(
+                    format!("kms key {key}"),
+                    CheckStatus::Warn,
+                    format!("cannot describe it: {e}"),
+                    Some(
+                        "the caller may lack kms:DescribeKey (kms:Decrypt is what a pull needs)"
+                            .into(),
+                    ),
+                ),
+            });
+        }
+    }
+    // Account checks first, then the source's, in the order a pull meets them.
+    let mut all = Vec::new();
+    all.extend(checks.iter().filter(|c| c.name == "credentials").cloned());
+    all.extend(checks.iter().filter(|c| c.name == "region").cloned());
+    all.extend(found.checks);
+    all.extend(checks.into_iter().filter(|c| c.name.starts_with("kms key")));
+    let mut out = Out::stdout();
+    for c in &all {
+        if args.json {
+            let mut v = serde_json::to_value(c)?;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("type".into(), json!("check"));
+            }
+            out.line(&v.to_string())?;
+        } else {
+            let fix = c
+                .fix
+                .as_deref()
+                .map(|f| format!(" — {f}"))
+                .unwrap_or_default();
+            let detail = crate::exit::with_hint(&c.detail, c.hint);
+            out.line(&format!("{} {}: {detail}{fix}", symbol(c.status), c.name))?;
+        }
+    }
+    let failed = all.iter().filter(|c| c.status == CheckStatus::Fail).count() as u64;
+    let permission = all
+        .iter()
+        .any(|c| c.status == CheckStatus::Fail && c.permission);
+    if args.json {
+        out.line(&json!({"type": "summary", "checks": all.len(), "failed": failed, "warnings": all.iter().filter(|c| c.status == CheckStatus::Warn).count()}).to_string())?;
+    }
+    out.flush()?;
+    crate::keyring::warn_readable_by_others(&loaded.readable_by_others, global.quiet);
+    Ok(Outcome::of_failures(failed, permission))
+}
