@@ -298,32 +298,24 @@ pub async fn examine(
         }
     }
     // Object Lock.
-    match source.object_lock_enabled().await {
-        Ok(true) => found.checks.push(Check::pass(
+    let missing = if options.need_object_lock {
+        CheckStatus::Fail
+    } else {
+        CheckStatus::Warn
+    };
+    found.checks.push(match source.object_lock_enabled().await {
+        Ok(true) => Check::pass(
             "object lock",
             "enabled: legal holds can be set and recorded",
-        )),
-        Ok(false) => found.checks.push(Check::new(
+        ),
+        Ok(false) => Check::new(
             "object lock",
-            if options.need_object_lock {
-                CheckStatus::Fail
-            } else {
-                CheckStatus::Warn
-            },
+            missing,
             "not enabled on this bucket: legal holds cannot be set or recorded",
             Some("enable Object Lock on the bucket (see docs/legal-hold.md)".into()),
-        )),
-        Err(e) => found.checks.push(Check::new(
-            "object lock",
-            if options.need_object_lock {
-                CheckStatus::Fail
-            } else {
-                CheckStatus::Warn
-            },
-            e.to_string(),
-            None,
-        )),
-    }
+        ),
+        Err(e) => Check::new("object lock", missing, e.to_string(), None),
+    });
     // Free space.
     if let Some(out) = &options.out {
         match free_space(out) {

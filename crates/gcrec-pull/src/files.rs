@@ -188,7 +188,7 @@ pub async fn plan(paths: &[PathBuf], out: &Path) -> Result<FilePlan, FilesError>
         if !seen.insert(dest.to_path_buf()) {
             return Err(FilesError::Collision(dest.to_owned()));
         }
-        if paths.iter().any(|p| overlap(p, dest) && p.is_file()) {
+        if paths.iter().any(|p| p.is_file() && overlap(p, dest)) {
             return Err(FilesError::Overlap {
                 out: out.to_owned(),
                 input: dest.to_owned(),

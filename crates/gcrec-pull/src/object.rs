@@ -458,6 +458,7 @@ pub async fn copy_object(
     );
     let dir = destination.parent().unwrap_or(root).to_owned();
     create_dirs_inside(root, &dir).map_err(PullError::output("creating", &dir))?;
+    let owned_key = key.clone();
     let blocking = tokio::task::spawn_blocking(move || {
         let mut pending = PendingFile::create(&destination).map_err(PullError::output(
             "creating a temporary file for",
@@ -478,5 +479,5 @@ pub async fn copy_object(
         ))?;
         Ok(downloaded)
     });
-    blocking.await.map_err(|_| PullError::Task(String::new()))?
+    blocking.await.map_err(|_| PullError::Task(owned_key))?
 }

@@ -161,6 +161,29 @@ pub struct KeyArgs {
     pub allow_legacy_cbc: bool,
 }
 
+/// What decrypted content must be, for `pull` and `decrypt`.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Content")]
+pub struct ContentArgs {
+    /// Fail every recording whose media is not encrypted (plain Ogg, ZIP, …): a check
+    /// that the export's encryption was on for all of it.
+    #[arg(long)]
+    pub require_encryption: bool,
+    /// Fail a recording whose plaintext grows past this many times its downloaded size
+    /// (plus 1 MiB): a guard against decompression bombs. Recordings are compressed
+    /// media and do not grow.
+    #[arg(long, value_name = "RATIO", default_value_t = gcrec_pull::object::DEFAULT_MAX_EXPANSION, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_expansion: u64,
+}
+
+impl ContentArgs {
+    /// Sets these limits on a decryption context.
+    pub fn apply(&self, ctx: &mut gcrec_pull::object::DecryptContext) {
+        ctx.max_expansion = self.max_expansion;
+        ctx.require_encryption = self.require_encryption;
+    }
+}
+
 /// `gcrec decrypt`.
 #[derive(Debug, Args)]
 pub struct DecryptArgs {
@@ -176,12 +199,8 @@ pub struct DecryptArgs {
     /// JSON Lines on stdout: one object per file, then a summary.
     #[arg(long)]
     pub json: bool,
-    /// Fail every file that is not encrypted (plain media).
-    #[arg(long)]
-    pub require_encryption: bool,
-    /// Fail a file whose plaintext grows past this many times its size (plus 1 MiB).
-    #[arg(long, value_name = "RATIO", default_value_t = gcrec_pull::object::DEFAULT_MAX_EXPANSION, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_expansion: u64,
+    #[command(flatten)]
+    pub content: ContentArgs,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -245,15 +264,8 @@ pub struct PullArgs {
     /// object metadata (*.gcrec-object.json), so DIR/encrypted is a local source.
     #[arg(long)]
     pub keep_encrypted: bool,
-    /// Fail every recording whose media is not encrypted (plain Ogg, ZIP, …): a check
-    /// that the export's encryption was on for all of it.
-    #[arg(long)]
-    pub require_encryption: bool,
-    /// Fail a recording whose plaintext grows past this many times its downloaded size
-    /// (plus 1 MiB): a guard against decompression bombs. Recordings are compressed
-    /// media and do not grow.
-    #[arg(long, value_name = "RATIO", default_value_t = gcrec_pull::object::DEFAULT_MAX_EXPANSION, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_expansion: u64,
+    #[command(flatten)]
+    pub content: ContentArgs,
     /// On a re-run, re-hash existing outputs (SHA-256) before skipping them, not just
     /// compare sizes.
     #[arg(long)]

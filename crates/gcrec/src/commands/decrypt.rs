@@ -28,8 +28,7 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
             allow_legacy_cbc: args.keys.allow_legacy_cbc,
         },
     );
-    ctx.max_expansion = args.max_expansion;
-    ctx.require_encryption = args.require_encryption;
+    args.content.apply(&mut ctx);
     gcrec_pull::release::create_private_dir_all(&args.out)
         .map_err(|e| crate::exit::UsageError(format!("{}: {e}", args.out.display())))?;
     let skipped = plan.skipped;

@@ -58,14 +58,13 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
     }
     let opened = crate::aws::open_source(&args.source, &args.aws).await?;
     let source = opened.source.clone();
-    let mut ctx = DecryptContext::new(
+    let ctx = DecryptContext::new(
         loaded.keyring,
         Some(Arc::new(LazyKms::new(args.aws.clone()))),
         DecryptOptions {
             allow_legacy_cbc: args.keys.allow_legacy_cbc,
         },
     );
-    ctx.max_expansion = gcrec_pull::object::DEFAULT_MAX_EXPANSION;
     let found = examine(
         source.clone(),
         Arc::new(ctx),

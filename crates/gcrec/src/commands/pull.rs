@@ -128,8 +128,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     };
     ctx.budget = ByteBudget::new(args.transfer.max_buffer);
     ctx.cancel = cancel.clone();
-    ctx.max_expansion = args.max_expansion;
-    ctx.require_encryption = args.require_encryption;
+    args.content.apply(&mut ctx);
     let options = PullOptions {
         target,
         layout: args.layout.into(),
