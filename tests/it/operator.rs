@@ -260,6 +260,7 @@ fn doctor_on_a_healthy_setup_and_on_each_broken_one() {
         checklist(&run.stdout),
         [
             "✓ credentials",
+            "✓ clock",
             "✓ region",
             "✓ list",
             "✓ shape",

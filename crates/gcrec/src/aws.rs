@@ -97,13 +97,82 @@ async fn s3_config(
 /// The AWS caller identity (STS GetCallerIdentity) for a chain-of-custody record, or
 /// `None` if it cannot be had.
 pub async fn caller_identity(args: &AwsArgs) -> Option<serde_json::Value> {
+    caller_and_clock(args).await.map(|(who, _)| who)
+}
+
+/// Reads the `Date` header of a response: how far the server's clock is from ours.
+#[derive(Debug, Default, Clone)]
+struct ServerClock(std::sync::Arc<std::sync::Mutex<Option<i64>>>);
+
+impl aws_sdk_sts::config::Intercept for ServerClock {
+    fn name(&self) -> &'static str {
+        "gcrec-server-clock"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_sdk_sts::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_sts::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_sts::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
+        let skew = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|d| DateTime::from_str(d, DateTimeFormat::HttpDate).ok())
+            .map(|server| server.secs() - chrono::Utc::now().timestamp());
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = skew;
+        }
+        Ok(())
+    }
+}
+
+/// The caller identity, and the seconds the STS server's clock is ahead of ours (when it
+/// sent a `Date`).
+pub async fn caller_and_clock(args: &AwsArgs) -> Option<(serde_json::Value, Option<i64>)> {
     let client = aws_sdk_sts::Client::new(&sdk_config(args).await);
-    let out = client.get_caller_identity().send().await.ok()?;
-    Some(serde_json::json!({
-        "arn": out.arn(),
-        "account": out.account(),
-        "user_id": out.user_id(),
-    }))
+    let clock = ServerClock::default();
+    let out = client
+        .get_caller_identity()
+        .customize()
+        .interceptor(clock.clone())
+        .send()
+        .await
+        .ok()?;
+    let skew = clock.0.lock().ok().and_then(|s| *s);
+    Some((
+        serde_json::json!({
+            "arn": out.arn(),
+            "account": out.account(),
+            "user_id": out.user_id(),
+        }),
+        skew,
+    ))
+}
+
+/// Where the credentials come from, as the standard chain would find them: the first of
+/// the sources it tries that is configured.
+pub fn credentials_source(args: &AwsArgs) -> String {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if set("AWS_ACCESS_KEY_ID") {
+        "environment variables (AWS_ACCESS_KEY_ID)".into()
+    } else if let Some(p) = args
+        .profile
+        .clone()
+        .or_else(|| std::env::var("AWS_PROFILE").ok())
+    {
+        format!("profile {p} (profile, SSO or assumed role)")
+    } else if set("AWS_WEB_IDENTITY_TOKEN_FILE") {
+        "a web identity token (role for a Kubernetes service account)".into()
+    } else if set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    {
+        "the container's role (ECS, AWS Batch)".into()
+    } else {
+        "the default profile or the instance's role".into()
+    }
 }
 
 /// The region configured (flag, environment or profile), if any.

@@ -63,7 +63,7 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
                             .to_string(),
                     )?;
                 }
-                eprintln!("gcrec: failed: {reason}");
+                crate::output::diagnostic("failed", &format!("gcrec: failed: {reason}"));
             }
         }
     }
@@ -84,14 +84,17 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
                 );
             }
         }
-        eprintln!(
-            "{ok} written to {}, {failed} failed{}",
-            args.out.display(),
-            if skipped.is_empty() {
-                String::new()
-            } else {
-                format!(", {} keys skipped (-v lists them)", skipped.len())
-            }
+        crate::output::diagnostic(
+            "summary",
+            &format!(
+                "{ok} written to {}, {failed} failed{}",
+                args.out.display(),
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} keys skipped (-v lists them)", skipped.len())
+                }
+            ),
         );
     }
     crate::keyring::warn_readable_by_others(&lax, global.quiet);

@@ -18,6 +18,9 @@ use crate::filters;
 use crate::keyring::load_keyring;
 use crate::output::Out;
 
+/// Clock skew past which S3 refuses signed requests (RequestTimeTooSkewed), in seconds.
+const MAX_SKEW: i64 = 300;
+
 fn symbol(status: CheckStatus) -> &'static str {
     match status {
         CheckStatus::Pass => "✓",
@@ -32,19 +35,40 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
     let s3 = args.source.starts_with("s3://");
     let mut checks = Vec::new();
     if s3 {
-        checks.push(match crate::aws::caller_identity(&args.aws).await {
-            Some(who) => Check::pass(
-                "credentials",
-                format!(
-                    "calling as {}",
-                    who["arn"].as_str().unwrap_or("an unknown identity")
-                ),
-            ),
+        let from = crate::aws::credentials_source(&args.aws);
+        match crate::aws::caller_and_clock(&args.aws).await {
+            Some((who, skew)) => {
+                checks.push(Check::pass(
+                    "credentials",
+                    format!(
+                        "calling as {}, with credentials from {from}",
+                        who["arn"].as_str().unwrap_or("an unknown identity")
+                    ),
+                ));
+                match skew {
+                    Some(s) if s.abs() > MAX_SKEW => checks.push(Check::new(
+                        "clock",
+                        CheckStatus::Fail,
+                        format!("this machine's clock is {}s off AWS's: signed requests are refused past 300 s", -s),
+                        Some("synchronize the clock (NTP, chrony)".into()),
+                    )),
+                    Some(s) if s.abs() > 60 => checks.push(Check::new(
+                        "clock",
+                        CheckStatus::Warn,
+                        format!("this machine's clock is {}s off AWS's", -s),
+                        Some("synchronize the clock (NTP, chrony)".into()),
+                    )),
+                    Some(s) => checks.push(Check::pass("clock", format!("within {}s of AWS's", s.abs()))),
+                    None => {}
+                }
+            }
             None => {
                 let mut c = Check::new(
                     "credentials",
                     CheckStatus::Fail,
-                    "no working AWS credentials (STS GetCallerIdentity failed)",
+                    format!(
+                        "no working AWS credentials (looked for {from}; STS GetCallerIdentity failed)"
+                    ),
                     Some(
                         "set AWS_PROFILE (and `aws sso login`), or AWS_ACCESS_KEY_ID and \
                          AWS_SECRET_ACCESS_KEY, or run with a role"
@@ -52,9 +76,9 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
                     ),
                 );
                 c.permission = true;
-                c
+                checks.push(c);
             }
-        });
+        }
     }
     let opened = crate::aws::open_source(&args.source, &args.aws).await?;
     let source = opened.source.clone();
@@ -115,7 +139,12 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
     }
     // Account checks first, then the source's, in the order a pull meets them.
     let mut all = Vec::new();
-    all.extend(checks.iter().filter(|c| c.name == "credentials").cloned());
+    all.extend(
+        checks
+            .iter()
+            .filter(|c| c.name == "credentials" || c.name == "clock")
+            .cloned(),
+    );
     all.extend(checks.iter().filter(|c| c.name == "region").cloned());
     all.extend(found.checks);
     all.extend(checks.into_iter().filter(|c| c.name.starts_with("kms key")));

@@ -141,21 +141,24 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
     }
     out.flush()?;
     if !global.quiet {
-        eprintln!(
-            "{} objects: {} under legal hold; {} changed, {} already so, {} failed{}",
-            totals.objects,
-            totals.held,
-            totals.changed,
-            totals.already,
-            totals.failed,
-            if args.dry_run {
-                format!(
-                    " ({} would change: dry run, nothing changed)",
-                    totals.would_change
-                )
-            } else {
-                String::new()
-            }
+        crate::output::diagnostic(
+            "summary",
+            &format!(
+                "{} objects: {} under legal hold; {} changed, {} already so, {} failed{}",
+                totals.objects,
+                totals.held,
+                totals.changed,
+                totals.already,
+                totals.failed,
+                if args.dry_run {
+                    format!(
+                        " ({} would change: dry run, nothing changed)",
+                        totals.would_change
+                    )
+                } else {
+                    String::new()
+                }
+            ),
         );
     }
     Ok(Outcome::of_failures(

@@ -11,7 +11,7 @@ use gcrec_fetch::source::{CountingSource, ObjectSource};
 use crate::cli::{GlobalArgs, LsArgs};
 use crate::exit::Outcome;
 use crate::filters;
-use crate::output::{Out, json, summary, table};
+use crate::output::{Out, diagnostic, json, summary, table};
 
 /// Invalid sidecars described one by one on stderr before "and N more".
 const DETAIL_LIMIT: usize = 20;
@@ -92,17 +92,23 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
     out.flush()?;
     if !global.quiet {
         for line in &details {
-            eprintln!("{line}");
+            diagnostic("note", line);
         }
         if details_dropped > 0 {
-            eprintln!("… and {details_dropped} more (-v lists all, --json reports each)");
+            diagnostic(
+                "note",
+                &format!("… and {details_dropped} more (-v lists all, --json reports each)"),
+            );
         }
         for line in summary::human(&totals) {
-            eprintln!("{line}");
+            diagnostic("summary", &line);
         }
         if global.verbose > 0 {
             let c = counting.counts();
-            eprintln!("requests: {} list, {} head, {} get", c.list, c.head, c.get);
+            diagnostic(
+                "requests",
+                &format!("requests: {} list, {} head, {} get", c.list, c.head, c.get),
+            );
         }
     }
     Ok(Outcome::Success)
