@@ -134,7 +134,7 @@ fn a_key_named_like_the_manifest_cannot_replace_it_and_verify_stays_inside() {
 // 3. --out inside or equal to SOURCE is refused.
 #[test]
 fn the_output_may_not_overlap_the_source() {
-    let (dir, _) = small(172);
+    let (dir, export) = small(172);
     for out in [dir.path().join("out"), dir.path().to_owned()] {
         let run = run_cmd(&mut pull_local(dir.path(), &out, &[]));
         assert_eq!(run.code, 2, "{}", run.stderr);
@@ -142,6 +142,11 @@ fn the_output_may_not_overlap_the_source() {
     }
     assert!(!dir.path().join("out").exists());
     assert!(!dir.path().join("gcrec-manifest.jsonl").exists());
+    // Beside the folder read is fine, even under the same bucket root.
+    let org = dir.path().join(&export.recordings[0].org);
+    let beside = dir.path().join("plain");
+    let run = run_cmd(&mut pull_local(&org, &beside, &[]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let run = gcrec([
         "decrypt",
         dir.path().to_str().unwrap(),

@@ -129,6 +129,12 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     ctx.budget = ByteBudget::new(args.transfer.max_buffer);
     ctx.cancel = cancel.clone();
     args.content.apply(&mut ctx);
+    // The folder actually read (the SOURCE may be an organization or partition folder
+    // below the root the source is opened at): the output may not overlap it.
+    let source_dir = opened
+        .local_root
+        .as_ref()
+        .map(|root| root.join(&opened.base_prefix));
     let options = PullOptions {
         target,
         layout: args.layout.into(),
@@ -144,7 +150,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             sidecar_cap: args.max_sidecar_bytes,
             concurrency: 32,
         },
-        source_dir: opened.local_root,
+        source_dir,
         command_line: redact_command_line(std::env::args()),
     };
     let plan = PullPlan::new(opened.source, ctx, options)?;
