@@ -758,3 +758,77 @@ fn a_fresh_output_verifies_even_when_some_recordings_failed() {
     assert_eq!(altered.code, 1);
     assert_eq!(altered.summary()["altered"], 1);
 }
+
+#[test]
+fn a_recordings_file_from_athena_pulls_exactly_those_and_names_the_missing() {
+    let export = Export::generate(ExportSpec {
+        seed: 79,
+        days: 1,
+        hour_step: 2,
+        conversations_per_hour: 2,
+        ..ExportSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    export.write_to_dir(dir.path()).unwrap();
+    let media: Vec<_> = export
+        .recordings
+        .iter()
+        .filter(|r| r.media_key.is_some())
+        .collect();
+    let (a, b, c) = (media[0], media[3], media[5]);
+    // An Athena result: a quoted header, one column per selected field. One row is an
+    // ID nobody has; one recording is named by its conversation, one by its object key.
+    let csv = format!(
+        "\"recordingId\",\"queueIds\"\n\"{}\",\"[q]\"\n\"{}\",\"[q]\"\n\"{}\",\"[]\"\n\"no-such-recording\",\"[]\"\n",
+        a.recording_id.to_uppercase(),
+        b.conversation_id,
+        c.media_key.as_ref().unwrap(),
+    );
+    let file = dir.path().join("athena-result.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = run_cmd(&mut pull_local(
+        dir.path(),
+        out.path(),
+        &["--recordings-file", file.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(run.code, 1, "an entry was not found: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("1 of 4 entries of the recordings file were not found: no-such-recording"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.summary()["not_found"],
+        serde_json::json!(["no-such-recording"])
+    );
+    let pulled: BTreeSet<String> = run.ids("recording");
+    let expected: BTreeSet<String> = export
+        .recordings
+        .iter()
+        .filter(|r| {
+            r.media_key.is_some()
+                && (r.recording_id == a.recording_id
+                    || r.conversation_id == b.conversation_id
+                    || r.media_key == c.media_key)
+        })
+        .map(|r| r.recording_id.clone())
+        .collect();
+    assert_eq!(pulled, expected);
+    for r in media.iter().filter(|r| expected.contains(&r.recording_id)) {
+        let key = r.media_key.as_ref().unwrap();
+        assert!(
+            std::fs::read(out.path().join(key)).unwrap() == r.media_body(),
+            "{key}"
+        );
+    }
+    // The same with every entry found: exit 0.
+    std::fs::write(&file, format!("recording_id\n{}\n", a.recording_id)).unwrap();
+    let again = run_cmd(&mut pull_local(
+        dir.path(),
+        tempfile::tempdir().unwrap().path(),
+        &["--recordings-file", file.to_str().unwrap()],
+    ));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+}

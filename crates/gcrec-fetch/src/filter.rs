@@ -42,6 +42,137 @@ pub struct RecordingFilter {
     pub message_types: Vec<String>,
     /// Only this worker's share of the conversations.
     pub shard: Option<Shard>,
+    /// Only these recordings, conversations or objects (a recordings file).
+    pub wanted: Option<std::sync::Arc<Wanted>>,
+}
+
+/// Recordings asked for one by one — by recording ID, conversation ID or object key —
+/// from a file: one per line, or a column of a CSV with a header (an Athena query result,
+/// whose cells are quoted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// Recording or conversation IDs, lower-cased.
+    pub ids: HashSet<String>,
+    /// Object keys (media, sidecar), as given.
+    pub keys: HashSet<String>,
+    /// Every entry as given, in file order, for reporting the ones not found.
+    pub entries: Vec<String>,
+}
+
+/// Column names a recordings file's header may use for the value to match.
+const WANTED_COLUMNS: [&str; 8] = [
+    "recording_id",
+    "recordingid",
+    "conversation_id",
+    "conversationid",
+    "key",
+    "object_key",
+    "s3_key",
+    "path",
+];
+
+impl Wanted {
+    /// Reads a recordings file. A first row naming one of the known columns
+    /// (`recordingId`, `conversation_id`, `key`, …) is a header: that column is used. A
+    /// file of one column needs no header. Blank lines and `#` comments are ignored.
+    pub fn from_csv(bytes: &[u8]) -> Result<Self, String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_reader(bytes);
+        let mut rows = reader.records();
+        let Some(first) = rows.next().transpose().map_err(|e| e.to_string())? else {
+            return Err("holds no entries".into());
+        };
+        let header = first.iter().position(|cell| {
+            let name = cell.to_ascii_lowercase().replace([' ', '-'], "_");
+            WANTED_COLUMNS.contains(&name.as_str())
+        });
+        let column = match (header, first.len()) {
+            (Some(c), _) => c,
+            (None, 1) => 0,
+            (None, n) => {
+                return Err(format!(
+                    "has {n} columns and no header naming the one to use (one of {})",
+                    WANTED_COLUMNS.join(", ")
+                ));
+            }
+        };
+        let mut wanted = Wanted::default();
+        let mut take = |value: &str| {
+            let value = value.trim();
+            if value.is_empty() {
+                return;
+            }
+            if value.contains('/') {
+                wanted.keys.insert(value.to_owned());
+            } else {
+                wanted.ids.insert(value.to_ascii_lowercase());
+            }
+            wanted.entries.push(value.to_owned());
+        };
+        if header.is_none() {
+            take(first.get(column).unwrap_or_default());
+        }
+        for row in rows {
+            let row = row.map_err(|e| e.to_string())?;
+            take(row.get(column).unwrap_or_default());
+        }
+        if wanted.entries.is_empty() {
+            return Err("holds no entries".into());
+        }
+        Ok(wanted)
+    }
+
+    /// Whether a recording is one of those asked for.
+    pub fn matches(&self, r: &Recording) -> bool {
+        self.ids.contains(&r.recording_id.to_ascii_lowercase())
+            || self.ids.contains(&r.conversation_id.to_ascii_lowercase())
+            || (!self.keys.is_empty() && r.keys().any(|k| self.keys.contains(k)))
+    }
+
+    /// A tracker of the entries no delivered recording has answered yet.
+    pub fn tracker(&self) -> Tracker {
+        Tracker {
+            remaining: self.entries.iter().map(|e| normalized(e)).collect(),
+        }
+    }
+}
+
+/// An entry as it is compared: keys as given, IDs lower-cased.
+fn normalized(entry: &str) -> String {
+    if entry.contains('/') {
+        entry.to_owned()
+    } else {
+        entry.to_ascii_lowercase()
+    }
+}
+
+/// Which entries of a recordings file are still unanswered.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    remaining: HashSet<String>,
+}
+
+impl Tracker {
+    /// A recording was delivered: its IDs and object keys answer the entries naming them.
+    pub fn found<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            self.remaining.remove(&normalized(name));
+        }
+    }
+
+    /// The entries nothing answered, in the file's order.
+    pub fn missing(&self, wanted: &Wanted) -> Vec<String> {
+        wanted
+            .entries
+            .iter()
+            .filter(|e| self.remaining.contains(&normalized(e)))
+            .cloned()
+            .collect()
+    }
 }
 
 /// One worker's share of a run split across `count` workers: the conversations whose
@@ -217,6 +348,7 @@ impl RecordingFilter {
             && id_in(&self.recordings, &r.recording_id)
             && self.range.overlaps(r.hour.start(), r.hour.end())
             && self.shard.is_none_or(|s| s.contains(&r.conversation_id))
+            && self.wanted.as_ref().is_none_or(|w| w.matches(r))
     }
 
     /// Whether an event from the listing can still match (skipped keys always pass).
@@ -305,6 +437,30 @@ mod tests {
         assert!("3/3".parse::<Shard>().is_err());
         assert!("1/0".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn recordings_files_of_one_column_or_an_athena_result() {
+        let athena = b"\"recordingid\",\"queue\"\n\"R-1\",\"q\"\n\"r-2\",\"q\"\n";
+        let w = Wanted::from_csv(athena).unwrap();
+        assert_eq!(w.entries, ["R-1", "r-2"]);
+        assert!(w.ids.contains("r-1"));
+        let plain = b"# wanted\nc-9\n\no/year=2024/month=3/day=1/hour=0/conversation_id=c/r.opus\n";
+        let w = Wanted::from_csv(plain).unwrap();
+        assert_eq!(w.entries.len(), 2);
+        assert_eq!(w.keys.len(), 1);
+        let mut tracker = w.tracker();
+        tracker.found(["C-9"]);
+        assert_eq!(
+            tracker.missing(&w),
+            ["o/year=2024/month=3/day=1/hour=0/conversation_id=c/r.opus"]
+        );
+        assert!(
+            Wanted::from_csv(b"a,b\n1,2\n")
+                .unwrap_err()
+                .contains("no header")
+        );
+        assert!(Wanted::from_csv(b"\n# nothing\n").is_err());
     }
 
     #[test]

@@ -83,6 +83,16 @@ impl Recording {
         self.metadata.as_ref().and_then(|m| m.as_ref().err())
     }
 
+    /// Every object key of the recording: media, instruction files, sidecars.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.media
+            .iter()
+            .flat_map(|m| std::iter::once(&m.object).chain(m.instruction.as_ref()))
+            .chain(self.sidecar.iter())
+            .chain(self.extra_sidecars.iter())
+            .map(|o| o.key.as_str())
+    }
+
     /// Total size of the media files.
     pub fn media_size(&self) -> u64 {
         self.media.iter().map(|m| m.object.size).sum()

@@ -155,17 +155,7 @@ pub async fn run_holds(
         .try_filter_map(|event| async move {
             Ok(match event {
                 ScanEvent::Recording(r) => {
-                    let mut keys = Vec::new();
-                    for m in &r.media {
-                        keys.push(m.object.key.clone());
-                        keys.extend(m.instruction.as_ref().map(|i| i.key.clone()));
-                    }
-                    keys.extend(
-                        r.sidecar
-                            .iter()
-                            .chain(&r.extra_sidecars)
-                            .map(|s| s.key.clone()),
-                    );
+                    let keys: Vec<String> = r.keys().map(str::to_owned).collect();
                     Some(futures::stream::iter(
                         keys.into_iter().map(Ok::<_, SourceError>),
                     ))

@@ -469,6 +469,11 @@ pub struct FilterArgs {
     /// Recording ID.
     #[arg(long, value_name = "ID")]
     pub recording: Vec<String>,
+    /// A file of recording IDs, conversation IDs or object keys: one per line, or a
+    /// column of a CSV with a header (an Athena query result: `recordingId`,
+    /// `conversation_id`, `key`, …). Entries nothing answers are reported.
+    #[arg(long, value_name = "FILE")]
+    pub recordings_file: Option<PathBuf>,
     /// Agent (user) ID on the recording.
     #[arg(long, value_name = "ID")]
     pub user: Vec<String>,

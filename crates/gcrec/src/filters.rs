@@ -7,7 +7,7 @@ use gcrec_fetch::prune::{Bound, TimeRange, parse_time_bound};
 use crate::cli::FilterArgs;
 use crate::exit::UsageError;
 
-/// The largest conversations file read (about 1.5 million IDs).
+/// The largest conversations or recordings file read (about 1.5 million IDs).
 const MAX_ID_FILE: u64 = 64 * 1024 * 1024;
 
 /// Reads a text file of at most `limit` bytes, whatever it is (`/dev/zero`, a pipe).
@@ -77,6 +77,20 @@ pub fn build(args: &FilterArgs) -> Result<RecordingFilter> {
     if let Some(path) = &args.conversations_file {
         conversations.extend(read_id_file(path).context("reading the conversations file")?);
     }
+    let wanted = match &args.recordings_file {
+        Some(path) => {
+            let text = read_bounded(path, MAX_ID_FILE).map_err(|e| {
+                UsageError(format!(
+                    "cannot read --recordings-file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let wanted = gcrec_fetch::filter::Wanted::from_csv(text.as_bytes())
+                .map_err(|e| UsageError(format!("--recordings-file {} {e}", path.display())))?;
+            Some(std::sync::Arc::new(wanted))
+        }
+        None => None,
+    };
     Ok(RecordingFilter {
         range,
         orgs: args.org.clone(),
@@ -91,5 +105,37 @@ pub fn build(args: &FilterArgs) -> Result<RecordingFilter> {
         wrapup_codes: args.wrapup_code.clone(),
         message_types: args.message_type.clone(),
         shard: None,
+        wanted,
     })
+}
+
+/// Reports the entries of a recordings file that nothing answered (at most 20 by name);
+/// returns how many there were.
+pub fn report_missing(
+    filter: &gcrec_fetch::filter::RecordingFilter,
+    tracker: Option<&gcrec_fetch::filter::Tracker>,
+    quiet: bool,
+) -> Vec<String> {
+    let (Some(wanted), Some(tracker)) = (&filter.wanted, tracker) else {
+        return Vec::new();
+    };
+    let missing = tracker.missing(wanted);
+    if !quiet && !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(20).map(String::as_str).collect();
+        crate::output::diagnostic(
+            "not_found",
+            &format!(
+                "gcrec: {} of {} entries of the recordings file were not found: {}{}",
+                missing.len(),
+                wanted.entries.len(),
+                shown.join(", "),
+                if missing.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    missing
 }

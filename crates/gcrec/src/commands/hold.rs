@@ -29,6 +29,8 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
         _ => HoldMode::Status,
     };
     let filter = filters::build(&args.filter)?;
+    let asked = filter.clone();
+    let mut tracker = filter.wanted.as_ref().map(|w| w.tracker());
     if !args.source.starts_with("s3://") {
         return Err(UsageError(format!(
             "{}: this command works on S3 buckets only (s3://BUCKET[/PREFIX])",
@@ -50,6 +52,15 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
     let progress = global.progress("objects");
     let follower = progress.follow(std::sync::Arc::default());
     let mut on_object = |o: &HoldOutcome| {
+        if let (Some(t), gcrec_fetch::layout::ParsedKey::Export(k)) =
+            (tracker.as_mut(), gcrec_fetch::layout::parse_key(&o.key))
+        {
+            t.found([
+                k.recording_id.as_str(),
+                k.conversation_id.as_str(),
+                o.key.as_str(),
+            ]);
+        }
         progress.add_total(1, 0);
         progress.finished(o.error.is_some());
         let line = if args.json {
@@ -123,6 +134,7 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
         return Err(e.into());
     }
     let requests = counting.counts();
+    let missing = filters::report_missing(&asked, tracker.as_ref(), global.quiet);
     if args.json {
         out.line(
             &json!({
@@ -161,8 +173,9 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
             ),
         );
     }
+    // Entries of a recordings file that matched nothing: not everything asked was held.
     Ok(Outcome::of_failures(
-        totals.failed,
+        totals.failed + missing.len() as u64,
         totals.permission_failed,
     ))
 }

@@ -18,6 +18,8 @@ const DETAIL_LIMIT: usize = 20;
 
 pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
     let filter = filters::build(&args.filter)?;
+    let mut tracker = filter.wanted.as_ref().map(|w| w.tracker());
+    let asked = filter.clone();
     let opened = crate::aws::open_source(&args.source, &args.aws).await?;
     let counting = Arc::new(CountingSource::new(opened.source));
     let options = ScanOptions {
@@ -52,6 +54,15 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
         .with_context(|| format!("listing {}", args.source))?
     {
         totals.record(&event);
+        if let (Some(t), ScanEvent::Recording(r) | ScanEvent::Unchecked(r)) =
+            (tracker.as_mut(), &event)
+        {
+            t.found(
+                [r.recording_id.as_str(), r.conversation_id.as_str()]
+                    .into_iter()
+                    .chain(r.keys()),
+            );
+        }
         if let ScanEvent::Recording(r) | ScanEvent::Unchecked(r) = &event
             && let Some(e) = r.metadata_error()
         {
@@ -84,8 +95,13 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
             return Ok(Outcome::Success);
         }
     }
+    let missing = filters::report_missing(&asked, tracker.as_ref(), global.quiet);
     if args.json {
-        out.line(&summary::json(&totals, counting.counts()).to_string())?;
+        let mut s = summary::json(&totals, counting.counts());
+        if asked.wanted.is_some() {
+            s["not_found"] = serde_json::json!(missing);
+        }
+        out.line(&s.to_string())?;
     } else {
         table.finish(&mut out)?;
     }

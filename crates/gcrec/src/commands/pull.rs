@@ -85,6 +85,8 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     let cancel = cancel_on_ctrl_c();
     let mut filter = filters::build(&args.filter)?;
     filter.shard = shard(&args)?;
+    let asked = filter.clone();
+    let mut tracker = filter.wanted.as_ref().map(|w| w.tracker());
     let target = match (&args.bag, &args.out) {
         (Some(bag), _) => Target::Bag(BagOptions {
             dir: bag.clone(),
@@ -162,6 +164,17 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     let mut on_event = |event: PullEvent<'_>| match event {
         PullEvent::Found { recordings, bytes } => progress.add_total(recordings, bytes),
         PullEvent::Recording { entry: e, outcome } => {
+            if let Some(t) = tracker.as_mut() {
+                t.found(
+                    [
+                        e.recording_id.as_str(),
+                        e.conversation_id.as_str(),
+                        e.key.as_str(),
+                    ]
+                    .into_iter()
+                    .chain(e.sidecar_key.as_deref()),
+                );
+            }
             match outcome {
                 RecordingOutcome::Failed => progress.note(
                     "failed",
@@ -231,10 +244,14 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             args.matter.as_deref().unwrap_or_default()
         );
     }
+    let missing = filters::report_missing(&asked, tracker.as_ref(), global.quiet);
     if args.json {
         let mut s = report.summary.clone();
         if let Some(map) = s.as_object_mut() {
             map.insert("type".into(), json!("summary"));
+            if asked.wanted.is_some() {
+                map.insert("not_found".into(), json!(missing));
+            }
         }
         out.line(&s.to_string())?;
     }
@@ -297,7 +314,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     crate::keyring::warn_readable_by_others(&lax.unwrap_or_default(), global.quiet);
     Ok(if report.interrupted {
         Outcome::Interrupted
-    } else if report.listing_error.is_some() && totals.failed == 0 {
+    } else if (report.listing_error.is_some() || !missing.is_empty()) && totals.failed == 0 {
         Outcome::SomeFailed
     } else {
         Outcome::of_failures(totals.failed, report.permission_failed)
