@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use common::tools::Moto;
@@ -734,6 +734,106 @@ fn holds_through_503_bursts_succeed_on_every_object_with_the_retries_counted() {
         &[],
     );
     assert_eq!(status.summary()["held"].as_u64().unwrap() as usize, objects);
+}
+
+#[test]
+fn a_batch_operations_manifest_round_trips_and_its_job_matches_create_job() {
+    let export = small_export(1);
+    let moto = Moto::start();
+    let rt = runtime();
+    rt.block_on(async {
+        upload_locked(&moto.s3_client(), "batch-held", &export).await;
+        // Keys S3 Batch Operations needs encoded: a space, a plus, unicode.
+        let folder = export.recordings[0].folder.clone();
+        gcrec_testkit::servers::upload(
+            &moto.s3_client(),
+            "batch-held",
+            [(format!("{folder}a b+c ü.opus"), b"OggS".to_vec())].into_iter(),
+        )
+        .await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let run = gcrec_s3(
+        &moto.endpoint,
+        [
+            "hold",
+            "s3://batch-held",
+            "--on",
+            "--batch-manifest",
+            dir.path().to_str().unwrap(),
+            "--batch-role-arn",
+            "arn:aws:iam::123456789012:role/batch",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Nothing was held: the job does it.
+    let status = gcrec_s3(
+        &moto.endpoint,
+        ["hold", "s3://batch-held", "--status", "--json"],
+        &[],
+    );
+    assert_eq!(status.summary()["held"], 0);
+    let reported: BTreeSet<(String, String, String)> = status
+        .json()
+        .iter()
+        .filter(|v| v["type"] == "object")
+        .map(|v| {
+            (
+                "batch-held".to_owned(),
+                v["key"].as_str().unwrap().to_owned(),
+                v["version_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let script = r#"
+import csv, json, sys, urllib.parse, botocore.session
+rows = sorted({(b, urllib.parse.unquote_plus(k), v) for b, k, v in csv.reader(open(sys.argv[1], newline=""))})
+print(json.dumps(rows))
+job = json.load(open(sys.argv[2]))
+model = botocore.session.get_session().get_service_model("s3control").operation_model("CreateJob").input_shape
+def check(value, shape, path):
+    if shape.type_name == "structure":
+        assert isinstance(value, dict), path
+        for k, v in value.items():
+            assert k in shape.members, f"{path}.{k} is not a CreateJob field"
+            check(v, shape.members[k], f"{path}.{k}")
+        for r in shape.required_members:
+            assert r in value, f"{path}.{r} is required"
+    elif shape.type_name == "list":
+        for i, v in enumerate(value):
+            check(v, shape.member, f"{path}[{i}]")
+check(job, model, "CreateJob")
+"#;
+    let out = std::process::Command::new(gcrec_testkit::servers::venv_bin("python"))
+        .args(["-c", script])
+        .arg(dir.path().join("manifest.csv"))
+        .arg(dir.path().join("create-job.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<(String, String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: BTreeSet<_> = rows.into_iter().collect();
+    assert_eq!(rows, reported);
+    assert!(rows.iter().any(|(_, k, _)| k.ends_with("a b+c ü.opus")));
+    let job: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("create-job.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        job["Operation"]["S3PutObjectLegalHold"]["LegalHold"]["Status"],
+        "ON"
+    );
+    assert_eq!(job["AccountId"], "123456789012");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("manifest.csv"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub enum HoldMode {
     On,
     /// Release them.
     Off,
+    /// Only find the version each object is at, changing nothing: the rows of an S3
+    /// Batch Operations manifest ([`batch_manifest_row`]).
+    Versions,
 }
 
 /// What happened to one object.
@@ -37,6 +40,8 @@ pub enum HoldAction {
     WouldChange,
     /// It could not be read or changed.
     Failed,
+    /// Its version was found ([`HoldMode::Versions`]).
+    Listed,
 }
 
 /// One object's hold.
@@ -106,11 +111,15 @@ async fn one(
         // Holds apply to versions: pin the one the listing saw.
         let info = source.head(&key, &GetRequest::default()).await?;
         outcome.version_id = info.version_id.clone();
+        if mode == HoldMode::Versions {
+            outcome.action = HoldAction::Listed;
+            return Ok(());
+        }
         let version = info.version_id.as_deref();
         let before = source.legal_hold(&key, version).await?;
         outcome.before = Some(before);
         let want = match mode {
-            HoldMode::Status => None,
+            HoldMode::Status | HoldMode::Versions => None,
             HoldMode::On => Some(true),
             HoldMode::Off => Some(false),
         };
@@ -180,11 +189,85 @@ pub async fn run_holds(
             HoldAction::Already => totals.already += 1,
             HoldAction::WouldChange => totals.would_change += 1,
             HoldAction::Failed => totals.failed += 1,
-            HoldAction::Status => {}
+            HoldAction::Status | HoldAction::Listed => {}
         }
         totals.held += u64::from(o.after == Some(true));
         totals.permission_failed |= o.error.as_ref().is_some_and(SourceError::is_permission);
         on_object(&o);
     }
     Ok(totals)
+}
+
+/// What S3 Batch Operations needs URL-encoded in a CSV manifest's key column: everything
+/// but letters, digits, `-`, `_`, `.`, `~` and `/` (so `+` is `%2B` and a space `%20`).
+const BATCH_KEY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// One row of an S3 Batch Operations CSV manifest (`S3BatchOperations_CSV_20180820` with
+/// the fields `Bucket, Key, VersionId`), with its line ending. The key is URL-encoded, as
+/// Batch Operations expects; the version pins the object the hold applies to.
+pub fn batch_manifest_row(bucket: &str, key: &str, version_id: Option<&str>) -> String {
+    let key = percent_encoding::utf8_percent_encode(key, BATCH_KEY);
+    match version_id {
+        Some(v) => format!("{bucket},{key},{v}\n"),
+        None => format!("{bucket},{key}\n"),
+    }
+}
+
+/// The body of an S3 Control `CreateJob` request that sets (`on`) or releases the legal
+/// hold on every object of a manifest: `aws s3control create-job --cli-input-json
+/// file://create-job.json`. The manifest's ETag is only known once it is uploaded: the
+/// body carries a placeholder to replace.
+pub fn create_job_request(
+    account_id: &str,
+    bucket: &str,
+    manifest_key: &str,
+    on: bool,
+    role_arn: &str,
+    description: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "AccountId": account_id,
+        "ConfirmationRequired": true,
+        "Operation": {
+            "S3PutObjectLegalHold": {
+                "LegalHold": { "Status": if on { "ON" } else { "OFF" } }
+            }
+        },
+        "Report": {
+            "Bucket": format!("arn:aws:s3:::{bucket}"),
+            "Format": "Report_CSV_20180820",
+            "Enabled": true,
+            "Prefix": "gcrec-batch-reports",
+            "ReportScope": "AllTasks"
+        },
+        "Manifest": {
+            "Spec": {
+                "Format": "S3BatchOperations_CSV_20180820",
+                "Fields": ["Bucket", "Key", "VersionId"]
+            },
+            "Location": {
+                "ObjectArn": format!("arn:aws:s3:::{bucket}/{manifest_key}"),
+                "ETag": "REPLACE-WITH-THE-MANIFEST-ETAG-AFTER-UPLOAD"
+            }
+        },
+        "Description": description.chars().take(256).collect::<String>(),
+        // The idempotency token: the same file submitted twice makes one job.
+        "ClientRequestToken": format!("gcrec-{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()),
+        "Priority": 10,
+        "RoleArn": role_arn
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batch_manifest_keys_are_url_encoded() {
+        let row = super::batch_manifest_row("b", "o/a b+c/ü.opus", Some("v1"));
+        assert_eq!(row, "b,o/a%20b%2Bc/%C3%BC.opus,v1\n");
+    }
 }

@@ -335,6 +335,15 @@ pub struct HoldArgs {
     /// Report what --on/--off would change, changing nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --on or --off: change nothing, and write into DIR an S3 Batch Operations
+    /// manifest (manifest.csv: bucket, URL-encoded key, version of every object) and the
+    /// body of the `aws s3control create-job` request that applies the hold inside AWS
+    /// (create-job.json). For millions of objects (docs/legal-hold.md).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["status", "dry_run"])]
+    pub batch_manifest: Option<PathBuf>,
+    /// The IAM role S3 Batch Operations runs the job as (for --batch-manifest).
+    #[arg(long, value_name = "ARN", requires = "batch_manifest")]
+    pub batch_role_arn: Option<String>,
     /// JSON Lines on stdout: one object per S3 object, then a summary.
     #[arg(long)]
     pub json: bool,

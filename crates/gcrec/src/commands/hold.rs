@@ -14,6 +14,77 @@ use crate::exit::{Outcome, UsageError};
 use crate::filters;
 use crate::output::Out;
 
+/// A new file, `0600` (outputs are private), replacing an earlier one but never a link.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// The files `--batch-manifest DIR` writes: the CSV manifest, streamed, and the job.
+struct BatchManifest {
+    dir: std::path::PathBuf,
+    bucket: String,
+    rows: std::io::BufWriter<std::fs::File>,
+    objects: u64,
+}
+
+impl BatchManifest {
+    fn create(dir: &std::path::Path, source: &str) -> Result<Self> {
+        let (bucket, _) = gcrec_fetch::source::parse_s3_url(source)?;
+        gcrec_pull::release::create_private_dir_all(dir)
+            .map_err(|e| UsageError(format!("--batch-manifest {}: {e}", dir.display())))?;
+        let file = private_file(&dir.join("manifest.csv"))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            bucket,
+            rows: std::io::BufWriter::new(file),
+            objects: 0,
+        })
+    }
+
+    fn add(&mut self, key: &str, version: Option<&str>) -> std::io::Result<()> {
+        use std::io::Write;
+        self.objects += 1;
+        self.rows
+            .write_all(gcrec_pull::hold::batch_manifest_row(&self.bucket, key, version).as_bytes())
+    }
+
+    fn finish(self, on: bool, account: Option<&str>, role: Option<&str>) -> Result<()> {
+        use std::io::Write;
+        let mut rows = self.rows;
+        rows.flush()?;
+        let job = gcrec_pull::hold::create_job_request(
+            account.unwrap_or("REPLACE-WITH-ACCOUNT-ID"),
+            &self.bucket,
+            "gcrec-batch/manifest.csv",
+            on,
+            role.unwrap_or("arn:aws:iam::REPLACE-WITH-ACCOUNT-ID:role/REPLACE-WITH-BATCH-ROLE"),
+            &format!(
+                "gcrec legal hold {} on {} objects",
+                if on { "ON" } else { "OFF" },
+                self.objects
+            ),
+        );
+        private_file(&self.dir.join("create-job.json"))?
+            .write_all(serde_json::to_string_pretty(&job)?.as_bytes())?;
+        eprintln!(
+            "wrote {} ({} objects) and {}: upload the manifest to s3://{}/gcrec-batch/manifest.csv, put its ETag into the job, then `aws s3control create-job --cli-input-json file://{}` (docs/legal-hold.md)",
+            self.dir.join("manifest.csv").display(),
+            self.objects,
+            self.dir.join("create-job.json").display(),
+            self.bucket,
+            self.dir.join("create-job.json").display(),
+        );
+        Ok(())
+    }
+}
+
 fn on_off(v: Option<bool>) -> &'static str {
     match v {
         Some(true) => "ON",
@@ -23,10 +94,15 @@ fn on_off(v: Option<bool>) -> &'static str {
 }
 
 pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
-    let mode = match (args.on, args.off) {
-        (true, _) => HoldMode::On,
-        (_, true) => HoldMode::Off,
+    let mode = match (args.on, args.off, &args.batch_manifest) {
+        (_, _, Some(_)) => HoldMode::Versions,
+        (true, ..) => HoldMode::On,
+        (_, true, _) => HoldMode::Off,
         _ => HoldMode::Status,
+    };
+    let mut batch = match &args.batch_manifest {
+        Some(dir) => Some(BatchManifest::create(dir, &args.source)?),
+        None => None,
     };
     let filter = filters::build(&args.filter)?;
     let asked = filter.clone();
@@ -52,6 +128,11 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
     let progress = global.progress("objects");
     let follower = progress.follow(std::sync::Arc::default());
     let mut on_object = |o: &HoldOutcome| {
+        if let (Some(b), None) = (batch.as_mut(), &o.error)
+            && let Err(e) = b.add(&o.key, o.version_id.as_deref())
+        {
+            write_error.get_or_insert(e);
+        }
         if let (Some(t), gcrec_fetch::layout::ParsedKey::Export(k)) =
             (tracker.as_mut(), gcrec_fetch::layout::parse_key(&o.key))
         {
@@ -134,6 +215,12 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
         return Err(e.into());
     }
     let requests = counting.counts();
+    if let Some(b) = batch.take() {
+        let account = crate::aws::caller_identity(&args.aws)
+            .await
+            .and_then(|who| who["account"].as_str().map(str::to_owned));
+        b.finish(args.on, account.as_deref(), args.batch_role_arn.as_deref())?;
+    }
     let missing = filters::report_missing(&asked, tracker.as_ref(), global.quiet);
     if args.json {
         out.line(
