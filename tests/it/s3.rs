@@ -993,3 +993,50 @@ fn an_evidence_bag_validates_with_bagit_py_and_an_altered_byte_fails_both_checks
     assert_eq!(verify.code, 1, "{}", verify.stderr);
     assert!(verify.stdout.contains("altered"), "{}", verify.stdout);
 }
+
+#[test]
+fn athena_ddl_projects_partitions_as_the_export_spells_them() {
+    let moto = Moto::start();
+    let rt = runtime();
+    for (bucket, padding, digits) in [
+        ("athena-padded", gcrec_testkit::Padding::Padded, true),
+        ("athena-unpadded", gcrec_testkit::Padding::Unpadded, false),
+    ] {
+        let export = Export::generate(ExportSpec {
+            seed: 88,
+            days: 2,
+            hour_step: 5,
+            padding,
+            root: "exports/genesys/".into(),
+            ..ExportSpec::default()
+        });
+        rt.block_on(gcrec_testkit::servers::upload(
+            &moto.s3_client(),
+            bucket,
+            export.objects(),
+        ));
+        let run = gcrec_s3(
+            &moto.endpoint,
+            ["athena-ddl", &format!("s3://{bucket}")],
+            &[],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let ddl = &run.stdout;
+        assert!(ddl.contains(&format!(
+            "'storage.location.template' = 's3://{bucket}/exports/genesys/${{organization_id}}/year=${{year}}/month=${{month}}/day=${{day}}/hour=${{hour}}/'"
+        )), "{ddl}");
+        assert_eq!(
+            ddl.contains("'projection.month.digits' = '2'"),
+            digits,
+            "{ddl}"
+        );
+        assert!(
+            ddl.contains(&format!(
+                "'projection.organization_id.values' = '{}'",
+                export.orgs.join(",")
+            )),
+            "{ddl}"
+        );
+        assert!(ddl.contains("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'"));
+    }
+}

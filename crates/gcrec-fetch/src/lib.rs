@@ -8,6 +8,7 @@
 //! This crate knows nothing about command lines or terminals; it returns typed errors
 //! that name the object and say what to do next.
 
+pub mod athena;
 pub mod filter;
 pub mod layout;
 pub mod metadata;

@@ -130,6 +130,12 @@ pub enum Command {
     ///
     /// Exit 0 when a pull has what it needs, 3 on permission failures, 1 otherwise.
     Doctor(Box<DoctorArgs>),
+    /// Print the Athena `CREATE EXTERNAL TABLE` over the export's metadata sidecars,
+    /// with partition projection spelled as the export spells its partitions.
+    ///
+    /// See docs/athena.md: query in Athena, download the result CSV, then
+    /// `gcrec pull --recordings-file result.csv`.
+    AthenaDdl(AthenaDdlArgs),
     /// Print a shell completion script: `source <(gcrec completions bash)`.
     Completions {
         /// The shell.
@@ -352,6 +358,22 @@ pub struct HoldArgs {
     pub jobs: u16,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
+}
+
+/// `gcrec athena-ddl`.
+#[derive(Debug, Args)]
+pub struct AthenaDdlArgs {
+    /// `s3://BUCKET[/PREFIX]`: the export (or the part above its organizations).
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// The table's name.
+    #[arg(long, default_value = "gcrec_recordings")]
+    pub table: String,
+    /// The last year the year projection covers (default: next year).
+    #[arg(long, value_name = "YEAR")]
+    pub last_year: Option<i32>,
     #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
 }

@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod athena;
 mod decrypt;
 mod doctor;
 mod hold;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Decrypt(args) => decrypt::run(&cli.global, *args).await,
             Command::Keys(command) => keys::run(&cli.global, command),
             Command::Doctor(args) => doctor::run(&cli.global, *args).await,
+            Command::AthenaDdl(args) => athena::run(args).await,
             Command::Completions { .. } | Command::Man => Ok(Outcome::Success),
         }
     })
