@@ -104,6 +104,8 @@ pub struct PgpKey {
 pub struct RsaKey {
     /// The key (zeroized on drop by `rsa`).
     pub key: RsaPrivateKey,
+    /// The same key in AWS-LC, for fast decryption (`None` if AWS-LC refused it).
+    pub native: Option<crate::rsa_native::NativeRsa>,
     /// SHA-256 of the public key (SPKI DER), hex.
     pub fingerprint: String,
     /// Where it came from.
@@ -515,6 +517,7 @@ impl Keyring {
     fn add_rsa(&mut self, path: &Path, key: RsaPrivateKey) -> KeyInfo {
         let (info, fingerprint) = rsa_info(&key);
         self.rsa.push(RsaKey {
+            native: crate::rsa_native::NativeRsa::from_key(&key),
             key,
             fingerprint,
             source: path.to_owned(),

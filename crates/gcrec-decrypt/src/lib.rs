@@ -22,6 +22,7 @@ pub mod keys;
 pub mod kms;
 pub mod object;
 pub mod openpgp;
+pub mod rsa_native;
 pub mod s3ec;
 
 #[cfg(test)]

@@ -203,12 +203,24 @@ fn unwrap_rsa(env: &Envelope, keys: &Keyring, oaep: bool) -> Result<DataKey, S3e
         });
     }
     for rsa in &keys.rsa {
-        let plain = if oaep {
-            rsa.key.decrypt(Oaep::new::<sha1::Sha1>(), &env.wrapped_key)
-        } else {
-            rsa.key.decrypt(Pkcs1v15Encrypt, &env.wrapped_key)
+        use crate::rsa_native::OaepHash;
+        let ct = &env.wrapped_key;
+        // AWS-LC when it took the key; the pure-Rust crate otherwise.
+        let plain = match (&rsa.native, oaep) {
+            (Some(n), true) => n.decrypt_oaep(OaepHash::Sha1, ct),
+            (Some(n), false) => n.decrypt_pkcs1(ct),
+            (None, true) => rsa
+                .key
+                .decrypt(Oaep::new::<sha1::Sha1>(), ct)
+                .ok()
+                .map(Zeroizing::new),
+            (None, false) => rsa
+                .key
+                .decrypt(Pkcs1v15Encrypt, ct)
+                .ok()
+                .map(Zeroizing::new),
         };
-        let Ok(plain) = plain.map(Zeroizing::new) else {
+        let Some(plain) = plain else {
             continue;
         };
         let key = if oaep {
