@@ -26,10 +26,13 @@ fn main() {
         started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds)
     };
     let pure = time(&|| {
-        key.decrypt(Oaep::new::<sha1::Sha1>(), &wrapped).expect("decrypts");
+        key.decrypt(Oaep::new::<sha1::Sha1>(), &wrapped)
+            .expect("decrypts");
     });
     let lc = time(&|| {
-        native.decrypt_oaep(OaepHash::Sha1, &wrapped).expect("decrypts");
+        native
+            .decrypt_oaep(OaepHash::Sha1, &wrapped)
+            .expect("decrypts");
     });
     println!("RSA-3072 OAEP-SHA1 private op, {rounds} rounds:");
     println!("  rsa crate 0.9   {pure:.2} ms/op");
