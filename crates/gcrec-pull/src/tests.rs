@@ -179,6 +179,7 @@ async fn the_byte_budget_is_never_exceeded() {
     ctx.transfer = TransferOptions {
         part_threshold: 256 * 1024,
         part_size: 64 * 1024,
+        scale_parts: false,
         parts_per_object: 4,
         expect_sse: None,
     };

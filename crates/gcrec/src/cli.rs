@@ -311,9 +311,10 @@ pub struct TransferArgs {
     /// Objects at least this large (bytes) are fetched as concurrent ranged parts.
     #[arg(long, value_name = "BYTES", default_value_t = gcrec_fetch::transfer::DEFAULT_PART_THRESHOLD)]
     pub part_threshold: u64,
-    /// The size of one ranged part (bytes).
-    #[arg(long, value_name = "BYTES", default_value_t = gcrec_fetch::transfer::DEFAULT_PART_SIZE, value_parser = clap::value_parser!(u64).range(65536..=1073741824))]
-    pub part_size: u64,
+    /// The size of every ranged part (bytes). Default: the object's size / 16, between
+    /// 8 MiB and 64 MiB.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65536..=1073741824))]
+    pub part_size: Option<u64>,
     /// Parts of one object in flight at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parts_per_object: u16,

@@ -40,8 +40,12 @@ use crate::source::{ByteRange, GetRequest, ObjectInfo, ObjectSource, SourceError
 
 /// Objects at least this large are fetched as ranged parts.
 pub const DEFAULT_PART_THRESHOLD: u64 = 16 * 1024 * 1024;
-/// The size of one ranged part.
+/// The smallest ranged part, and the size of every part when it is pinned.
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// The largest part the scaled size grows to.
+pub const MAX_SCALED_PART_SIZE: u64 = 64 * 1024 * 1024;
+/// A large object is fetched in at most about this many scaled parts.
+pub const SCALED_PARTS: u64 = 16;
 /// Parts of one object in flight at once.
 pub const DEFAULT_PARTS_PER_OBJECT: usize = 4;
 /// Part bytes buffered across all downloads.
@@ -52,12 +56,29 @@ pub const DEFAULT_BUDGET: u64 = 64 * 1024 * 1024;
 pub struct TransferOptions {
     /// Objects at least this large are fetched as ranged parts.
     pub part_threshold: u64,
-    /// The size of one part.
+    /// The size of one part: the smallest, when `scale_parts` is on.
     pub part_size: u64,
+    /// Grow parts with the object — `size / 16`, between `part_size` and
+    /// [`MAX_SCALED_PART_SIZE`] — so a 512 MiB object takes 16 requests, not 64. Off when
+    /// the part size is pinned.
+    pub scale_parts: bool,
     /// Parts of one object in flight at once.
     pub parts_per_object: usize,
     /// Fail objects not encrypted at rest like this.
     pub expect_sse: Option<ExpectSse>,
+}
+
+impl TransferOptions {
+    /// The part size for an object of `size` bytes.
+    pub fn part_size_for(&self, size: u64) -> u64 {
+        let least = self.part_size.max(UNIT);
+        if self.scale_parts {
+            size.div_ceil(SCALED_PARTS)
+                .clamp(least, MAX_SCALED_PART_SIZE.max(least))
+        } else {
+            least
+        }
+    }
 }
 
 impl Default for TransferOptions {
@@ -65,6 +86,7 @@ impl Default for TransferOptions {
         Self {
             part_threshold: DEFAULT_PART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
+            scale_parts: true,
             parts_per_object: DEFAULT_PARTS_PER_OBJECT,
             expect_sse: None,
         }
@@ -106,7 +128,6 @@ pub async fn download(
         version_id,
         ..GetRequest::default()
     };
-    let part_size = options.part_size.max(UNIT);
     if listed_size.is_some_and(|s| s >= options.part_threshold) {
         let info = source.head(key, &request).await?;
         if info.size >= options.part_threshold {
@@ -121,6 +142,7 @@ pub async fn download(
                     .or_else(|| info.version_id.clone()),
                 if_match: info.etag.clone(),
             };
+            let part_size = options.part_size_for(info.size);
             let ranges: Vec<ByteRange> = (0..info.size)
                 .step_by(usize::try_from(part_size).unwrap_or(usize::MAX))
                 .map(|start| ByteRange::new(start, (start + part_size).min(info.size)))
@@ -271,9 +293,25 @@ mod tests {
         TransferOptions {
             part_threshold: 10_000,
             part_size: 4096,
+            scale_parts: false,
             parts_per_object: 3,
             expect_sse: None,
         }
+    }
+
+    #[test]
+    fn parts_grow_with_the_object_unless_pinned() {
+        let mib = 1024 * 1024;
+        let scaled = TransferOptions::default();
+        assert_eq!(scaled.part_size_for(16 * mib), 8 * mib);
+        assert_eq!(scaled.part_size_for(512 * mib), 32 * mib);
+        assert_eq!(scaled.part_size_for(4096 * mib), 64 * mib);
+        let pinned = TransferOptions {
+            part_size: 32 * mib,
+            scale_parts: false,
+            ..TransferOptions::default()
+        };
+        assert_eq!(pinned.part_size_for(4096 * mib), 32 * mib);
     }
 
     #[tokio::test]

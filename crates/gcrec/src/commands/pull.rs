@@ -124,7 +124,11 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     );
     ctx.transfer = TransferOptions {
         part_threshold: args.transfer.part_threshold,
-        part_size: args.transfer.part_size,
+        part_size: args
+            .transfer
+            .part_size
+            .unwrap_or(gcrec_fetch::transfer::DEFAULT_PART_SIZE),
+        scale_parts: args.transfer.part_size.is_none(),
         parts_per_object: usize::from(args.transfer.parts_per_object),
         expect_sse: args.expect_sse.clone(),
     };
