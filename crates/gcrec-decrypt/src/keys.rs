@@ -96,6 +96,9 @@ pub struct KeyInfo {
 pub struct PgpKey {
     /// The key.
     pub key: SignedSecretKey,
+    /// Its RSA components (primary key or subkeys) in AWS-LC, by key ID (hex), for fast
+    /// session-key decryption.
+    pub native_rsa: Vec<(String, crate::rsa_native::NativeRsa)>,
     /// Where it came from.
     pub source: PathBuf,
 }
@@ -247,6 +250,60 @@ fn rsa_info(key: &RsaPrivateKey) -> (KeyInfo, String) {
         user_ids: Vec::new(),
     };
     (info, fingerprint)
+}
+
+/// An RSA key's private components, from rPGP's unlocked secret parameters (serialized
+/// as the MPIs d, p, q, u) and its public parameters.
+fn rsa_from_parts(
+    public: &pgp::types::RsaPublicParams,
+    secret: &pgp::crypto::rsa::SecretKey,
+) -> Option<RsaPrivateKey> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    pgp::ser::Serialize::to_writer(secret, &mut *bytes).ok()?;
+    let mut mpis = Vec::new();
+    let mut at = 0;
+    while mpis.len() < 3 {
+        let bits = usize::from(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+        let value = bytes.get(at + 2..at + 2 + bits.div_ceil(8))?;
+        mpis.push(rsa::BigUint::from_bytes_be(value));
+        at += 2 + bits.div_ceil(8);
+    }
+    let (q, p, d) = (mpis.pop()?, mpis.pop()?, mpis.pop()?);
+    RsaPrivateKey::from_components(
+        public.key.n().clone(),
+        public.key.e().clone(),
+        d,
+        vec![p, q],
+    )
+    .ok()
+}
+
+/// The RSA components of an unlocked OpenPGP key (primary and subkeys) in AWS-LC.
+fn native_rsa_of(key: &SignedSecretKey) -> Vec<(String, crate::rsa_native::NativeRsa)> {
+    use pgp::types::{PlainSecretParams, PublicParams, SecretParams};
+    let mut out = Vec::new();
+    let mut add = |id: &pgp::types::KeyId, public: &PublicParams, secret: &SecretParams| {
+        if let (PublicParams::RSA(p), SecretParams::Plain(PlainSecretParams::RSA(s))) =
+            (public, secret)
+            && let Some(native) =
+                rsa_from_parts(p, s).and_then(|k| crate::rsa_native::NativeRsa::from_key(&k))
+        {
+            out.push((hex::encode_upper(id.as_ref()), native));
+        }
+    };
+    add(
+        &key.primary_key.legacy_key_id(),
+        key.primary_key.public_params(),
+        key.primary_key.secret_params(),
+    );
+    for sub in &key.secret_subkeys {
+        add(
+            &sub.key.legacy_key_id(),
+            sub.key.public_params(),
+            sub.key.secret_params(),
+        );
+    }
+    out
 }
 
 /// The key with the protection removed from every component, if the passphrase opens
@@ -476,6 +533,7 @@ impl Keyring {
                         key
                     };
                     self.pgp.push(PgpKey {
+                        native_rsa: native_rsa_of(&key),
                         key,
                         source: path.to_owned(),
                     });

@@ -188,6 +188,65 @@ pub struct PgpOutcome {
     pub bytes: u64,
 }
 
+/// The session key of the first PKESK addressed to an RSA key the keyring holds in
+/// AWS-LC, when its PKCS#1 decryption and checksum check out, with that key's ID.
+fn native_session_key(
+    esk: &[Esk],
+    keys: &Keyring,
+) -> Option<(pgp::composed::PlainSessionKey, String)> {
+    use pgp::composed::{PlainSessionKey, RawSessionKey};
+    use pgp::types::PkeskBytes;
+    for e in esk {
+        let Esk::PublicKeyEncryptedSessionKey(p) = e else {
+            continue;
+        };
+        let Ok(id) = p.id() else { continue };
+        if id.is_wildcard() || p.version() != pgp::types::PkeskVersion::V3 {
+            continue;
+        }
+        let id = hex::encode_upper(id.as_ref());
+        let Some(native) = keys
+            .pgp
+            .iter()
+            .flat_map(|k| &k.native_rsa)
+            .find_map(|(kid, n)| (*kid == id).then_some(n))
+        else {
+            continue;
+        };
+        let Ok(PkeskBytes::Rsa { mpi }) = p.values() else {
+            continue;
+        };
+        // An MPI drops leading zeros; the ciphertext is as long as the modulus.
+        let mpi = mpi.as_ref();
+        let size = native.size_bytes();
+        if mpi.len() > size {
+            continue;
+        }
+        let mut ciphertext = vec![0u8; size - mpi.len()];
+        ciphertext.extend_from_slice(mpi);
+        let Some(plain) = native.decrypt_pkcs1(&ciphertext) else {
+            continue;
+        };
+        // algorithm ‖ session key ‖ checksum (the key's bytes summed, mod 65536).
+        if plain.len() < 4 {
+            continue;
+        }
+        let key = &plain[1..plain.len() - 2];
+        let sum = key.iter().fold(0u16, |s, b| s.wrapping_add(u16::from(*b)));
+        if sum.to_be_bytes() != plain[plain.len() - 2..] {
+            continue;
+        }
+        return Some((
+            PlainSessionKey::V3_4 {
+                sym_alg: pgp::crypto::sym::SymmetricKeyAlgorithm::from(plain[0]),
+                key: RawSessionKey::from(key),
+            },
+            id,
+        ));
+    }
+    None
+}
+
 /// Plaintext bytes moved per step.
 const COPY_CHUNK: usize = 256 * 1024;
 
@@ -262,31 +321,58 @@ where
             have: keys.pgp_key_ids(),
         });
     }
-    let secret_keys = candidates.iter().map(|&i| &keys.pgp[i].key).collect();
-    // Keys are unlocked when loaded.
-    let unlocked = Password::empty();
-    let passwords: Vec<&Password> = vec![&unlocked; candidates.len()];
-    let ring = TheRing {
-        secret_keys,
-        key_passwords: passwords,
-        decrypt_options: DecryptionOptions::new().set_seipdv1_read_mode(Seipdv1ReadMode::Streaming),
-        ..TheRing::default()
+    // RSA recipients first through AWS-LC (one private-key operation, about five times
+    // faster than rPGP's); the session key must pass its checksum, and rPGP then checks
+    // the MDC or AEAD tags as for any key. Anything else takes rPGP's own path.
+    let (message, opened) = match native_session_key(esk, keys) {
+        Some((session_key, id)) => {
+            // The same streaming read mode as below: constant memory, the MDC checked at
+            // the end (the release rule holds the plaintext back until then).
+            let ring = TheRing {
+                session_keys: vec![session_key],
+                decrypt_options: DecryptionOptions::new()
+                    .set_seipdv1_read_mode(Seipdv1ReadMode::Streaming),
+                ..TheRing::default()
+            };
+            let (message, _) =
+                message
+                    .decrypt_the_ring(ring, true)
+                    .map_err(|e| PgpError::SessionKey {
+                        key: id.clone(),
+                        reason: crate::parser_error(&e),
+                    })?;
+            (message, id)
+        }
+        None => {
+            let secret_keys = candidates.iter().map(|&i| &keys.pgp[i].key).collect();
+            // Keys are unlocked when loaded.
+            let unlocked = Password::empty();
+            let passwords: Vec<&Password> = vec![&unlocked; candidates.len()];
+            let ring = TheRing {
+                secret_keys,
+                key_passwords: passwords,
+                decrypt_options: DecryptionOptions::new()
+                    .set_seipdv1_read_mode(Seipdv1ReadMode::Streaming),
+                ..TheRing::default()
+            };
+            let first_candidate = recipient_of(&keys.pgp[candidates[0]].key)
+                .unwrap_or_else(|| "(anonymous recipient)".into());
+            let (message, result) =
+                message
+                    .decrypt_the_ring(ring, true)
+                    .map_err(|e| PgpError::SessionKey {
+                        key: first_candidate.clone(),
+                        reason: crate::parser_error(&e),
+                    })?;
+            let opened = result
+                .secret_keys
+                .iter()
+                .position(|r| *r == InnerRingResult::Ok)
+                .and_then(|i| recipient_of(&keys.pgp[candidates[i]].key))
+                .unwrap_or(first_candidate);
+            (message, opened)
+        }
     };
-    let first_candidate = recipient_of(&keys.pgp[candidates[0]].key)
-        .unwrap_or_else(|| "(anonymous recipient)".into());
-    let (message, result) =
-        message
-            .decrypt_the_ring(ring, true)
-            .map_err(|e| PgpError::SessionKey {
-                key: first_candidate.clone(),
-                reason: crate::parser_error(&e),
-            })?;
-    let opened = result
-        .secret_keys
-        .iter()
-        .position(|r| *r == InnerRingResult::Ok)
-        .and_then(|i| recipient_of(&keys.pgp[candidates[i]].key))
-        .unwrap_or(first_candidate);
     let mut message = message;
     let mut depth = 0;
     while message.is_compressed() {

@@ -61,6 +61,11 @@ impl NativeRsa {
         Some(out)
     }
 
+    /// The modulus size in bytes (a ciphertext is this long).
+    pub fn size_bytes(&self) -> usize {
+        self.pkcs1.key_size_bytes()
+    }
+
     /// RSAES-PKCS1-v1_5 decryption; `None` when the ciphertext is not for this key.
     pub fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(vec![0u8; self.pkcs1.min_output_size()]);
