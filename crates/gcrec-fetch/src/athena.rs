@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::layout::{ParsedKey, Partition, parse_key};
+use crate::layout::{Padding, PaddingSeen, ParsedKey, parse_key};
 use crate::source::{ListRequest, ObjectSource, SourceError, list_pages};
 use futures::TryStreamExt;
 
@@ -35,17 +35,6 @@ pub const COLUMNS: [(&str, &str); 23] = [
     ("screenInformation", "map<string,string>"),
 ];
 
-/// How an export spells its month, day and hour partitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Padding {
-    /// `month=03`.
-    Padded,
-    /// `month=3`.
-    Unpadded,
-    /// Both appear: one projection cannot describe them.
-    Mixed,
-}
-
 /// What the table needs to know about an export, found by listing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovered {
@@ -66,7 +55,7 @@ pub async fn discover(
     base_prefix: &str,
 ) -> Result<Discovered, SourceError> {
     let mut pages = std::pin::pin!(list_pages(source, ListRequest::recursive(base_prefix)));
-    let (mut padded, mut unpadded) = (false, false);
+    let mut spelling = PaddingSeen::default();
     let mut root = None;
     let mut organizations = BTreeSet::new();
     let mut first_year = i32::MAX;
@@ -79,16 +68,7 @@ pub async fn discover(
             root.get_or_insert_with(|| k.root.clone());
             organizations.insert(k.organization_id.clone());
             first_year = first_year.min(chrono::Datelike::year(&k.hour.start()));
-            for segment in k.key.split('/') {
-                if [Partition::Month, Partition::Day, Partition::Hour]
-                    .iter()
-                    .any(|p| p.names(segment))
-                {
-                    let value = segment.split_once('=').map_or("", |(_, v)| v);
-                    padded |= value.len() == 2 && value.starts_with('0');
-                    unpadded |= value.len() == 1;
-                }
-            }
+            spelling.see(&k.key);
             seen += 1;
         }
         if seen >= 2000 {
@@ -104,11 +84,7 @@ pub async fn discover(
     Ok(Discovered {
         root,
         organizations,
-        padding: match (padded, unpadded) {
-            (true, true) => Padding::Mixed,
-            (false, true) => Padding::Unpadded,
-            _ => Padding::Padded,
-        },
+        padding: spelling.padding(),
         first_year: if first_year == i32::MAX {
             2020
         } else {

@@ -228,6 +228,50 @@ impl Partition {
     }
 }
 
+/// How an export spells its month, day and hour partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// `month=03`.
+    Padded,
+    /// `month=3`.
+    Unpadded,
+    /// Both appear.
+    Mixed,
+}
+
+/// What the keys seen so far say about the partition spelling: a leading zero
+/// (`day=07`) is padding, a single digit (`day=7`) is not; `day=12` says nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PaddingSeen {
+    padded: bool,
+    unpadded: bool,
+}
+
+impl PaddingSeen {
+    /// Looks at the partition segments of a key (or folder).
+    pub fn see(&mut self, key: &str) {
+        for segment in key.split('/') {
+            if [Partition::Month, Partition::Day, Partition::Hour]
+                .iter()
+                .any(|p| p.names(segment))
+            {
+                let value = segment.split_once('=').map_or("", |(_, v)| v);
+                self.padded |= value.len() == 2 && value.starts_with('0');
+                self.unpadded |= value.len() == 1;
+            }
+        }
+    }
+
+    /// The spelling seen (padded when nothing told either way).
+    pub fn padding(&self) -> Padding {
+        match (self.padded, self.unpadded) {
+            (true, true) => Padding::Mixed,
+            (false, true) => Padding::Unpadded,
+            _ => Padding::Padded,
+        }
+    }
+}
+
 /// The conversation folder's segment prefix, `conversation_id=`.
 pub const CONVERSATION_PREFIX: &str = "conversation_id=";
 
@@ -554,5 +598,12 @@ mod tests {
         assert_eq!(Partition::Year.value("years=2024"), None);
         assert!(is_partition_segment("conversation_id=c1") && is_partition_segment("day=7"));
         assert!(!is_partition_segment("org-1"));
+        let mut seen = PaddingSeen::default();
+        seen.see("o/year=2024/month=12/day=15/hour=10/conversation_id=c/");
+        assert_eq!(seen.padding(), Padding::Padded, "no evidence either way");
+        seen.see("o/year=2024/month=12/day=15/hour=0/conversation_id=c/");
+        assert_eq!(seen.padding(), Padding::Unpadded);
+        seen.see("o/year=2024/month=03/day=15/hour=10/conversation_id=c/");
+        assert_eq!(seen.padding(), Padding::Mixed);
     }
 }

@@ -10,7 +10,6 @@
 //! not grow with the number of recordings.
 
 use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -123,12 +122,6 @@ fn cell(v: Option<&Value>) -> String {
     })
 }
 
-fn path_hash(path: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    path.hash(&mut h);
-    h.finish()
-}
-
 /// The sidecar fields of a pulled recording, read back from the payload (outputs are
 /// the plaintext, then the sidecar when there is one).
 fn sidecar_fields(data: &Path, e: &Entry) -> serde_json::Map<String, Value> {
@@ -165,7 +158,7 @@ pub fn finish(bag: &Path, index: &Index, run: &BagRun<'_>) -> Result<(), BagErro
                 let Ok(meta) = std::fs::symlink_metadata(&path) else {
                     continue;
                 };
-                if !meta.is_file() || !known.insert(path_hash(&o.path)) {
+                if !meta.is_file() || !known.insert(manifest::key_hash(&o.path)) {
                     continue;
                 }
                 let sha = if meta.len() == o.size {
@@ -179,7 +172,7 @@ pub fn finish(bag: &Path, index: &Index, run: &BagRun<'_>) -> Result<(), BagErro
             }
         }
         for rel in manifest::files_under(&data, &data)? {
-            if known.contains(&path_hash(&rel)) {
+            if known.contains(&manifest::key_hash(&rel)) {
                 continue;
             }
             let path = data.join(&rel);

@@ -5,17 +5,17 @@
 //! which owns the AWS configuration.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use gcrec_fetch::layout::Partition;
+use gcrec_fetch::layout::{Padding, PaddingSeen};
 use gcrec_fetch::recording::ScanEvent;
 use gcrec_fetch::scan::{ScanOptions, scan};
 use gcrec_fetch::source::{ListRequest, ObjectSource, ServerSideEncryption, SseMode};
 use serde::Serialize;
 
 use crate::object::{DecryptContext, probe_object};
+use crate::release::free_space;
 
 /// Recordings the shape check looks at, at most (it sums their sizes for free space).
 const SHAPE_LIMIT: u64 = 100_000;
@@ -109,18 +109,6 @@ fn sse_text(sse: &ServerSideEncryption) -> String {
     }
 }
 
-/// Bytes free for an unprivileged writer at `path` or its nearest existing ancestor.
-fn free_space(path: &Path) -> Option<u64> {
-    let mut at = Some(path);
-    while let Some(p) = at {
-        if let Ok(s) = rustix::fs::statvfs(p) {
-            return Some(s.f_bavail.saturating_mul(s.f_frsize));
-        }
-        at = p.parent();
-    }
-    None
-}
-
 /// What the doctor found, and the KMS keys of the samples (for the front end's key-state
 /// check).
 #[derive(Debug, Default)]
@@ -164,7 +152,7 @@ pub async fn examine(
     // The export's shape, and samples.
     let mut orgs = BTreeSet::new();
     let (mut first, mut last) = (None, None);
-    let (mut padded, mut unpadded) = (0u64, 0u64);
+    let mut spelling = PaddingSeen::default();
     let (mut recordings, mut bytes) = (0u64, 0u64);
     let mut candidates = Vec::new();
     let mut events = std::pin::pin!(scan(
@@ -189,19 +177,7 @@ pub async fn examine(
         orgs.insert(r.organization_id.clone());
         first = first.min(Some(r.hour)).or(Some(r.hour));
         last = last.max(Some(r.hour));
-        for segment in r.folder.split('/') {
-            if [Partition::Month, Partition::Day, Partition::Hour]
-                .iter()
-                .any(|p| p.names(segment))
-            {
-                let value = segment.split_once('=').map_or("", |(_, v)| v);
-                if value.len() == 2 {
-                    padded += 1;
-                } else if value.len() == 1 && value != "0" {
-                    unpadded += 1;
-                }
-            }
-        }
+        spelling.see(&r.folder);
         if candidates.len() < SAMPLE_LIMIT {
             candidates.extend(r.media.iter().map(|m| {
                 (
@@ -236,10 +212,10 @@ pub async fn examine(
                 orgs.len(),
                 first.map(|h| h.to_string()).unwrap_or_default(),
                 last.map(|h| h.to_string()).unwrap_or_default(),
-                match (padded > 0, unpadded > 0) {
-                    (true, true) => "padded and unpadded (month=03 and month=3)",
-                    (false, true) => "unpadded (month=3)",
-                    _ => "padded (month=03)",
+                match spelling.padding() {
+                    Padding::Mixed => "padded and unpadded (month=03 and month=3)",
+                    Padding::Unpadded => "unpadded (month=3)",
+                    Padding::Padded => "padded (month=03)",
                 }
             ),
         )),

@@ -44,6 +44,20 @@ pub enum HoldAction {
     Listed,
 }
 
+impl HoldAction {
+    /// A short name for people (`wouldchange` keeps the column narrow).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldAction::Status => "status",
+            HoldAction::Changed => "changed",
+            HoldAction::Already => "already",
+            HoldAction::WouldChange => "wouldchange",
+            HoldAction::Failed => "failed",
+            HoldAction::Listed => "listed",
+        }
+    }
+}
+
 /// One object's hold.
 #[derive(Debug)]
 pub struct HoldOutcome {

@@ -141,8 +141,10 @@ pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// A 64-bit hash of a key, for the index.
-fn key_hash(key: &str) -> u64 {
+/// A 64-bit hash of a key or a path, for the index and for the sets of paths a run
+/// remembers (8 bytes each). SHA-256 based: an export cannot craft two names that
+/// collide, as it could against a hasher with fixed keys.
+pub(crate) fn key_hash(key: &str) -> u64 {
     let digest = Sha256::digest(key.as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::body::BodyReader;
 use crate::error::{EXPANSION, FREE_SPACE, PullError};
 use crate::outpath::plaintext_name;
-use crate::release::{PendingFile, create_dirs_inside};
+use crate::release::{PendingFile, create_dirs_inside, free_space};
 
 /// Instruction files larger than this are not envelopes.
 const MAX_INSTRUCTION: u64 = 64 * 1024;
@@ -141,12 +141,6 @@ impl Write for Hashing<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Bytes free for an unprivileged writer on the file system holding `dir`.
-fn free_space(dir: &Path) -> Option<u64> {
-    let s = rustix::fs::statvfs(dir).ok()?;
-    Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// The most plaintext an object of `size` bytes may become, and which limit that is.

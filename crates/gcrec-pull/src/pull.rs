@@ -12,7 +12,6 @@
 //! as failures. The caller renders events; nothing here prints.
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -273,10 +272,9 @@ impl Claims {
             return Err(collision());
         }
         if let Some(global) = &self.global {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            path.hash(&mut hasher);
+            let hash = manifest::key_hash(&path.to_string_lossy());
             let mut set = global.lock().unwrap_or_else(|e| e.into_inner());
-            if !set.insert(hasher.finish()) {
+            if !set.insert(hash) {
                 return Err(collision());
             }
         }

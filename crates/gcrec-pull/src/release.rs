@@ -55,6 +55,16 @@ pub fn is_stale_temp(file_name: &str) -> bool {
     !name.is_empty() && hex(run, 8) && hex(random, 16) && run != run_token()
 }
 
+/// Bytes free for an unprivileged writer on the file system holding `path`, or its
+/// nearest existing ancestor (an output directory not made yet).
+pub fn free_space(path: &Path) -> Option<u64> {
+    path.ancestors().find_map(|p| {
+        rustix::fs::statvfs(p)
+            .ok()
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+    })
+}
+
 /// Creates `dir` and its missing parents with mode `0700`.
 pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();

@@ -7,7 +7,6 @@
 //! or pass through a link is reported missing and never read.
 
 use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -95,12 +94,6 @@ fn bookkeeping(rel: &str) -> bool {
             && rel.ends_with(gcrec_fetch::source::OBJECT_METADATA_SUFFIX))
 }
 
-fn path_hash(path: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    path.hash(&mut h);
-    h.finish()
-}
-
 /// Verifies `dir`: a bag (it holds `bagit.txt`) or a pull output (it holds the
 /// manifest), hashing `jobs` files at once.
 pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyError> {
@@ -133,7 +126,7 @@ pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyE
         .map(|o| (o.path, o.size, o.sha256));
     let mut known = HashSet::new();
     let checks = futures::stream::iter(expected)
-        .filter(|(rel, ..)| futures::future::ready(known.insert(path_hash(rel))))
+        .filter(|(rel, ..)| futures::future::ready(known.insert(manifest::key_hash(rel))))
         .map(|(rel, size, sha256)| {
             let dir = dir.to_owned();
             tokio::task::spawn_blocking(move || {

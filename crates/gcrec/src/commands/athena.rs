@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use chrono::Datelike;
-use gcrec_fetch::athena::{Padding, create_table, discover};
+use gcrec_fetch::athena::{create_table, discover};
+use gcrec_fetch::layout::Padding;
 
 use crate::cli::AthenaDdlArgs;
 use crate::exit::{Outcome, UsageError};

@@ -33,7 +33,9 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
     let filter = filters::build(&args.filter)?;
     let loaded = load_keyring(&args.keys)?;
     let s3 = args.source.starts_with("s3://");
+    // The account's checks come first, the KMS keys' last, the source's between.
     let mut checks = Vec::new();
+    let mut kms_checks = Vec::new();
     if s3 {
         let from = crate::aws::credentials_source(&args.aws);
         match crate::aws::caller_and_clock(&args.aws).await {
@@ -117,7 +119,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
             _ => {}
         }
         for (key, state) in crate::aws::kms_key_states(&args.aws, found.kms_keys.clone()).await {
-            checks.push(match state {
+            kms_checks.push(match state {
                 Ok(s) if s == "Enabled" => Check::pass(format!("kms key {key}"), "Enabled"),
                 Ok(s) => Check::new(
                     format!("kms key {key}"),
@@ -138,16 +140,9 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
         }
     }
     // Account checks first, then the source's, in the order a pull meets them.
-    let mut all = Vec::new();
-    all.extend(
-        checks
-            .iter()
-            .filter(|c| c.name == "credentials" || c.name == "clock")
-            .cloned(),
-    );
-    all.extend(checks.iter().filter(|c| c.name == "region").cloned());
+    let mut all = checks;
     all.extend(found.checks);
-    all.extend(checks.into_iter().filter(|c| c.name.starts_with("kms key")));
+    all.extend(kms_checks);
     let mut out = Out::stdout();
     for c in &all {
         if args.json {

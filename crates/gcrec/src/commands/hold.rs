@@ -166,11 +166,7 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
                 None => Some(format!(
                     "{:<4} {:<13} {}{}",
                     on_off(o.after),
-                    serde_json::to_value(o.action)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                        .replace('_', ""),
+                    o.action.as_str(),
                     o.key,
                     o.version_id
                         .as_deref()
