@@ -40,6 +40,15 @@ pub struct RecordingFilter {
     pub wrapup_codes: Vec<String>,
     /// Message types (`messageType`), case-insensitive.
     pub message_types: Vec<String>,
+    /// Providers (`provider`: `edge`, `cloud`, …), case-insensitive.
+    pub providers: Vec<String>,
+    /// Languages (`languageIds`, e.g. `en-US`; any of a comma-separated list),
+    /// case-insensitive.
+    pub languages: Vec<String>,
+    /// Recordings at least this long (`durationMs`).
+    pub min_duration_ms: Option<u64>,
+    /// Recordings at most this long (`durationMs`).
+    pub max_duration_ms: Option<u64>,
     /// Only this worker's share of the conversations.
     pub shard: Option<Shard>,
     /// Only these recordings, conversations or objects (a recordings file).
@@ -284,24 +293,43 @@ fn digits(s: &str) -> String {
 /// assert!(!phone_matches("+317 555 0100", "tel:+13175550100"));
 /// ```
 pub fn phone_matches(query: &str, value: &str) -> bool {
-    let strip = |s: &str| {
-        let s = s.trim();
-        for scheme in ["tel:", "sip:", "sips:"] {
-            if s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
-                return s[scheme.len()..].to_owned();
-            }
-        }
-        s.to_owned()
-    };
-    let (q, v) = (strip(query), strip(value));
-    if q.chars().any(|c| c.is_alphabetic() || c == '@') {
-        return q.eq_ignore_ascii_case(&v);
+    let (q, v) = (strip_scheme(query), strip_scheme(value));
+    if is_address(q) {
+        return q.eq_ignore_ascii_case(v);
     }
-    let (qd, vd) = (digits(&q), digits(&v));
-    if qd.is_empty() || v.chars().any(|c| c.is_alphabetic() || c == '@') {
+    let (Some(qd), Some(vd)) = (phone_digits(query), phone_digits(value)) else {
         return false;
-    }
+    };
     qd == vd || (!q.starts_with('+') && qd.len() >= 7 && vd.ends_with(&qd))
+}
+
+/// A number without its `tel:`/`sip:`/`sips:` scheme.
+fn strip_scheme(s: &str) -> &str {
+    let s = s.trim();
+    for scheme in ["tel:", "sip:", "sips:"] {
+        if s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            return &s[scheme.len()..];
+        }
+    }
+    s
+}
+
+/// Whether a (scheme-less) number is an address compared as text (a SIP address).
+fn is_address(s: &str) -> bool {
+    s.chars().any(|c| c.is_alphabetic() || c == '@')
+}
+
+/// The digits a number compares by in [`phone_matches`], or `None` when it does not
+/// compare by digits (a SIP address, or no digits at all). Whenever
+/// `phone_matches(q, v)` holds for a query of digits, `phone_digits(v)` ends with
+/// `phone_digits(q)`: an index of reversed digits finds every candidate by prefix.
+pub fn phone_digits(number: &str) -> Option<String> {
+    let s = strip_scheme(number);
+    if is_address(s) {
+        return None;
+    }
+    let d = digits(s);
+    (!d.is_empty()).then_some(d)
 }
 
 fn phone_any(queries: &[String], values: [Option<&str>; 2]) -> bool {
@@ -322,9 +350,13 @@ impl RecordingFilter {
             &self.dnis,
             &self.wrapup_codes,
             &self.message_types,
+            &self.providers,
+            &self.languages,
         ]
         .iter()
         .any(|v| !v.is_empty())
+            || self.min_duration_ms.is_some()
+            || self.max_duration_ms.is_some()
     }
 
     /// Whether the partition hour lies wholly inside the time range.
@@ -368,6 +400,13 @@ impl RecordingFilter {
                 || eq_any_opt(&self.directions, m.initial_direction.as_deref()))
             && (self.message_types.is_empty()
                 || eq_any_opt(&self.message_types, m.message_type.as_deref()))
+            && (self.providers.is_empty() || eq_any(&self.providers, &m.provider))
+            && (self.languages.is_empty()
+                || m.language_ids
+                    .as_deref()
+                    .is_some_and(|l| l.split(',').any(|one| eq_any(&self.languages, one.trim()))))
+            && self.min_duration_ms.is_none_or(|min| m.duration_ms >= min)
+            && self.max_duration_ms.is_none_or(|max| m.duration_ms <= max)
             && (self.anis.is_empty()
                 || phone_any(
                     &self.anis,

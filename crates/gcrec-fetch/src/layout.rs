@@ -38,6 +38,15 @@ impl ConversationHour {
         Some(Self(Utc.from_utc_datetime(&naive)))
     }
 
+    /// The hour that begins at `secs` seconds after the Unix epoch, or `None` if that is
+    /// not the first second of an hour (or out of range).
+    pub fn from_timestamp(secs: i64) -> Option<Self> {
+        (secs.rem_euclid(3600) == 0)
+            .then(|| DateTime::from_timestamp(secs, 0))
+            .flatten()
+            .map(Self)
+    }
+
     /// The first instant of the hour.
     pub fn start(&self) -> DateTime<Utc> {
         self.0

@@ -240,7 +240,7 @@ pub async fn plan<S: ObjectSource + ?Sized>(
             .rsplit('/')
             .next()
             .unwrap_or_default();
-        !orgs.is_empty() && !orgs.iter().any(|o| o == org)
+        !orgs.is_empty() && !orgs.iter().any(|o| o.eq_ignore_ascii_case(org))
     };
     let mut level: Vec<(String, Node)> = vec![(base.to_owned(), start)];
     while !level.is_empty() {

@@ -61,6 +61,9 @@ pub struct Recording {
     pub extra_sidecars: Vec<ObjectSummary>,
     /// The parsed sidecar, once read; `None` if it was not read (or there is none).
     pub metadata: Option<Result<RecordingMetadata, MetadataError>>,
+    /// The sidecar's bytes, when they came with the recording (a catalog keeps them):
+    /// a pull writes them as they are instead of fetching the sidecar again.
+    pub sidecar_body: Option<bytes::Bytes>,
 }
 
 impl Recording {
@@ -119,3 +122,18 @@ pub enum ScanEvent {
     /// A key that is not part of any recording.
     Skipped(SkippedKey),
 }
+
+/// Why a stream of recordings ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ListingError {
+    /// Listing or reading the source failed.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    /// The work list's own store (a catalog, an inventory) failed.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Recordings from anywhere — a live scan, a catalog, an inventory — in the order their
+/// producer chose.
+pub type Recordings = futures::stream::BoxStream<'static, Result<ScanEvent, ListingError>>;

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -18,7 +19,9 @@ use crate::filter::{RecordingFilter, Verdict};
 use crate::layout::{ExportKey, FileKind, ParsedKey, SkipReason, parse_key};
 use crate::metadata::{DEFAULT_SIDECAR_CAP, MetadataError, MetadataProblem, RecordingMetadata};
 use crate::prune::plan;
-use crate::recording::{MediaFile, Orphan, Recording, ScanEvent, SkippedKey};
+use crate::recording::{
+    ListingError, MediaFile, Orphan, Recording, Recordings, ScanEvent, SkippedKey,
+};
 use crate::source::{
     ListRequest, ObjectSource, ObjectSummary, SourceError, list_pages, read_small,
 };
@@ -65,6 +68,7 @@ impl Pairer {
             sidecar: None,
             extra_sidecars: Vec::new(),
             metadata: None,
+            sidecar_body: None,
         };
         match &key.file {
             FileKind::Media { extension } => {
@@ -158,12 +162,12 @@ impl Default for ScanOptions {
     }
 }
 
-/// Reads one sidecar whole (up to `cap`) and parses it.
-async fn read_sidecar<S: ObjectSource + ?Sized>(
+/// Reads one sidecar's bytes whole (up to `cap`).
+async fn fetch_sidecar<S: ObjectSource + ?Sized>(
     source: &S,
     sidecar: &ObjectSummary,
     cap: u64,
-) -> Result<RecordingMetadata, MetadataError> {
+) -> Result<Bytes, MetadataError> {
     let key = sidecar.key.clone();
     let problem = |problem| MetadataError {
         key: key.clone(),
@@ -176,12 +180,27 @@ async fn read_sidecar<S: ObjectSource + ?Sized>(
         }));
     }
     match read_small(source, &key, cap).await {
-        Ok(body) => RecordingMetadata::from_slice(&key, &body),
+        Ok(body) => Ok(body),
         Err(SourceError::TooLarge { .. }) => {
             Err(problem(MetadataProblem::TooLarge { size: cap + 1, cap }))
         }
         Err(e) => Err(problem(MetadataProblem::Unreadable(e.to_string()))),
     }
+}
+
+/// Parses the body of `recording`'s sidecar `key`: the schema, and the IDs its key states
+/// (a sidecar that describes another recording is not this recording's).
+pub fn parse_sidecar(
+    recording: &Recording,
+    key: &str,
+    body: &[u8],
+) -> Result<RecordingMetadata, MetadataError> {
+    let meta = RecordingMetadata::from_slice(key, body)?;
+    check_ids(recording, &meta).map_err(|problem| MetadataError {
+        key: key.to_owned(),
+        problem,
+    })?;
+    Ok(meta)
 }
 
 /// Whether the IDs a sidecar states are the ones its key states: a sidecar that describes
@@ -213,34 +232,31 @@ fn check_ids(recording: &Recording, meta: &RecordingMetadata) -> Result<(), Meta
 
 /// Reads and parses a recording's sidecar (if it has one and it has not been read). When
 /// the recording has several sidecars (suffix variants), they must all say the same:
-/// one that disagrees is never silently shadowed by another.
+/// one that disagrees is never silently shadowed by another. Returns the sidecar's bytes
+/// when they were read (valid or not), for a caller that keeps them (the catalog).
 pub async fn read_metadata<S: ObjectSource + ?Sized>(
     source: &S,
     recording: &mut Recording,
     cap: u64,
-) {
-    let Some(sidecar) = recording.sidecar.clone() else {
-        return;
-    };
+) -> Option<Bytes> {
+    let sidecar = recording.sidecar.clone()?;
     if recording.metadata.is_some() {
-        return;
+        return None;
     }
-    let mut parsed = read_sidecar(source, &sidecar, cap).await.and_then(|meta| {
-        check_ids(recording, &meta)
-            .map(|()| meta)
-            .map_err(|problem| MetadataError {
-                key: sidecar.key.clone(),
-                problem,
-            })
-    });
+    let body = fetch_sidecar(source, &sidecar, cap).await;
+    let mut parsed = body
+        .clone()
+        .and_then(|b| parse_sidecar(recording, &sidecar.key, &b));
     if let Ok(meta) = &parsed
         && !recording.extra_sidecars.is_empty()
     {
         let mut disagree = Vec::new();
         for other in &recording.extra_sidecars {
-            let same = read_sidecar(source, other, cap)
-                .await
-                .is_ok_and(|m| m.document() == meta.document());
+            let same = match fetch_sidecar(source, other, cap).await {
+                Ok(b) => RecordingMetadata::from_slice(&other.key, &b)
+                    .is_ok_and(|m| m.document() == meta.document()),
+                Err(_) => false,
+            };
             if !same {
                 disagree.push(other.key.clone());
             }
@@ -255,6 +271,7 @@ pub async fn read_metadata<S: ObjectSource + ?Sized>(
         }
     }
     recording.metadata = Some(parsed);
+    body.ok()
 }
 
 /// Lists, pairs, reads sidecars and filters: every recording under the base prefix that
@@ -310,6 +327,14 @@ pub fn scan(
     // consumer drops the stream.
     let lister = futures::stream::once(lister).filter_map(|()| futures::future::ready(None));
     futures::stream::select(events, lister)
+}
+
+/// [`scan`] as [`Recordings`], the work list any consumer takes (a catalog's answer is
+/// another).
+pub fn scan_recordings(source: Arc<dyn ObjectSource>, options: ScanOptions) -> Recordings {
+    scan(source, options)
+        .map(|event| event.map_err(ListingError::from))
+        .boxed()
 }
 
 async fn list_and_pair(

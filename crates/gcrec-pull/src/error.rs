@@ -30,6 +30,16 @@ pub enum PullHint {
     ExpansionLimit,
     /// Encryption was required and the object is plain.
     EncryptionRequired,
+    /// The object is not the one the catalog recorded: update the catalog.
+    CatalogStale,
+}
+
+/// Where a pull's work list came from, when it was not a live listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkList {
+    /// A catalog built earlier: objects must still be the ones it recorded.
+    Catalog,
 }
 
 /// [`PullError::TooLarge`]'s reason when the expansion limit was hit.
@@ -116,6 +126,13 @@ pub enum PullError {
         /// What it holds.
         kind: &'static str,
     },
+    /// The object is no longer the one the work list recorded (replaced since it was
+    /// indexed); nothing was written for its recording.
+    #[error("{key}: not the object the catalog recorded (catalog stale); nothing was written")]
+    Stale {
+        /// The object.
+        key: String,
+    },
     /// A background task stopped (a panic in the decryptor, or the runtime shutting down).
     #[error("{0}: the decryption task stopped unexpectedly")]
     Task(String),
@@ -141,6 +158,7 @@ impl PullError {
                 Some(Hint::Pull(PullHint::ExpansionLimit))
             }
             PullError::EncryptionRequired { .. } => Some(Hint::Pull(PullHint::EncryptionRequired)),
+            PullError::Stale { .. } => Some(Hint::Pull(PullHint::CatalogStale)),
             _ => None,
         }
     }

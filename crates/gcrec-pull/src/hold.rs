@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use gcrec_fetch::recording::ScanEvent;
-use gcrec_fetch::scan::{ScanOptions, scan};
+use gcrec_fetch::recording::{ListingError, Recordings, ScanEvent};
 use gcrec_fetch::source::{GetRequest, ObjectSource, SourceError};
 use serde::Serialize;
 
@@ -105,6 +104,9 @@ pub enum HoldError {
     /// a store with legal holds: [`SourceError::Unsupported`]).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The work list (a listing, a catalog) failed.
+    #[error(transparent)]
+    Listing(#[from] ListingError),
 }
 
 async fn one(
@@ -160,12 +162,12 @@ async fn one(
     outcome
 }
 
-/// Applies `mode` to every object of every recording the scan matches, `jobs` at once,
-/// handing each object's outcome to `on_object`. Refuses a store without Object Lock
-/// before anything is listed.
+/// Applies `mode` to every object of every matching recording of `recordings` (a scan
+/// of `source`, or a catalog's answer), `jobs` at once, handing each object's outcome to
+/// `on_object`. Refuses a store without Object Lock before anything is listed.
 pub async fn run_holds(
     source: Arc<dyn ObjectSource>,
-    scan_options: ScanOptions,
+    recordings: impl FnOnce() -> Recordings,
     mode: HoldMode,
     dry_run: bool,
     jobs: usize,
@@ -174,13 +176,13 @@ pub async fn run_holds(
     if !source.object_lock_enabled().await? {
         return Err(HoldError::NoObjectLock(source.uri("")));
     }
-    let keys = scan(source.clone(), scan_options)
+    let keys = recordings()
         .try_filter_map(|event| async move {
             Ok(match event {
                 ScanEvent::Recording(r) => {
                     let keys: Vec<String> = r.keys().map(str::to_owned).collect();
                     Some(futures::stream::iter(
-                        keys.into_iter().map(Ok::<_, SourceError>),
+                        keys.into_iter().map(Ok::<_, ListingError>),
                     ))
                 }
                 _ => None,

@@ -19,7 +19,8 @@ use gcrec_decrypt::keys::Keyring;
 use gcrec_decrypt::object::{DecryptOptions, Outcome, prepare, run};
 use gcrec_decrypt::s3ec::Kms;
 use gcrec_fetch::source::{
-    OBJECT_METADATA_SUFFIX, ObjectInfo, ObjectSource, SavedObjectMetadata, read_small,
+    GetRequest, OBJECT_METADATA_SUFFIX, ObjectInfo, ObjectSource, SavedObjectMetadata, SourceError,
+    read_small,
 };
 use gcrec_fetch::transfer::{ByteBudget, Download, TransferOptions, Verified, download};
 use sha2::{Digest, Sha256};
@@ -90,6 +91,9 @@ pub struct ObjectJob {
     pub listed_size: Option<u64>,
     /// Its S3EC instruction file, if it has one.
     pub instruction: Option<String>,
+    /// The ETag the object must still have (a catalog's): otherwise it fails with
+    /// [`gcrec_fetch::source::SourceError::Changed`] and nothing is written.
+    pub expect_etag: Option<String>,
     /// The directory every output stays under (created directories are checked below it).
     pub root: PathBuf,
     /// Where the plaintext goes.
@@ -189,6 +193,7 @@ async fn open_object(
     key: &str,
     listed_size: Option<u64>,
     instruction_key: Option<&str>,
+    expect_etag: Option<String>,
     ctx: &DecryptContext,
 ) -> Result<Opened, PullError> {
     let cancel = &ctx.cancel;
@@ -207,7 +212,10 @@ async fn open_object(
             source.clone(),
             key,
             listed_size,
-            None,
+            GetRequest {
+                if_match: expect_etag,
+                ..GetRequest::default()
+            },
             &ctx.transfer,
             &ctx.budget,
         ),
@@ -275,7 +283,7 @@ pub async fn probe_object(
         prepared,
         mut reader,
         ..
-    } = open_object(source, key, listed_size, instruction, &ctx).await?;
+    } = open_object(source, key, listed_size, instruction, None, &ctx).await?;
     let size = info.size;
     let owned_key = key.to_owned();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -311,6 +319,7 @@ pub async fn decrypt_object(
         &job.key,
         job.listed_size,
         job.instruction.as_deref(),
+        job.expect_etag.clone(),
         &ctx,
     )
     .await?;
@@ -429,6 +438,45 @@ fn save_object_metadata(path: &Path, info: &ObjectInfo) -> Result<(), PullError>
     write().map_err(PullError::output("writing", &companion))
 }
 
+/// Writes bytes that came with the work list (a catalog's copy of a sidecar) to
+/// `destination`, through a temporary file, once their length is the object's listed
+/// size. Returns the size and SHA-256 (hex) written.
+pub async fn write_body(
+    root: &Path,
+    destination: &Path,
+    key: &str,
+    listed_size: u64,
+    body: Bytes,
+) -> Result<(u64, String), PullError> {
+    if body.len() as u64 != listed_size {
+        return Err(PullError::Source(SourceError::Truncated {
+            key: key.to_owned(),
+            received: body.len() as u64,
+            expected: listed_size,
+        }));
+    }
+    let dir = destination.parent().unwrap_or(root).to_owned();
+    create_dirs_inside(root, &dir).map_err(PullError::output("creating", &dir))?;
+    let destination = destination.to_owned();
+    let owned_key = key.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut pending = PendingFile::create(&destination).map_err(PullError::output(
+            "creating a temporary file for",
+            &destination,
+        ))?;
+        pending
+            .write_all(&body)
+            .map_err(PullError::output("writing", &destination))?;
+        pending.release().map_err(PullError::output(
+            "moving the verified copy to",
+            &destination,
+        ))?;
+        Ok((body.len() as u64, hex::encode(Sha256::digest(&body))))
+    })
+    .await
+    .map_err(|_| PullError::Task(owned_key))?
+}
+
 /// Copies an object byte for byte (sidecars), released only once its download checks.
 pub async fn copy_object(
     source: Arc<dyn ObjectSource>,
@@ -440,7 +488,14 @@ pub async fn copy_object(
 ) -> Result<Verified, PullError> {
     let d = cancellable(
         &ctx.cancel,
-        download(source, &key, listed_size, None, &ctx.transfer, &ctx.budget),
+        download(
+            source,
+            &key,
+            listed_size,
+            GetRequest::default(),
+            &ctx.transfer,
+            &ctx.budget,
+        ),
     )
     .await?;
     let handle = d.verified;

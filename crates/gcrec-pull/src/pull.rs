@@ -19,19 +19,19 @@ use std::time::Instant;
 
 use chrono::Utc;
 use futures::StreamExt;
-use gcrec_fetch::recording::{MediaFile, Recording, ScanEvent};
-use gcrec_fetch::scan::{ScanOptions, scan};
-use gcrec_fetch::source::{CallCounts, CountingSource, ObjectSource, ObjectSummary};
+use gcrec_fetch::recording::{MediaFile, Recording, Recordings, ScanEvent};
+use gcrec_fetch::scan::{ScanOptions, scan_recordings};
+use gcrec_fetch::source::{CallCounts, CountingSource, ObjectSource, ObjectSummary, SourceError};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::bag::{self, BagRun};
-use crate::error::PullError;
+use crate::error::{PullError, WorkList};
 use crate::lock::{DirLock, LockError};
 use crate::manifest::{self, Entry, Index, Line, OutputFile, Status};
-use crate::object::{DecryptContext, ObjectJob, copy_object, decrypt_object};
+use crate::object::{DecryptContext, ObjectJob, copy_object, decrypt_object, write_body};
 use crate::outpath::{self, OutputLayout};
 use crate::release::create_private_dir_all;
 use crate::sweep::Sweeper;
@@ -294,6 +294,8 @@ struct Run {
     ctx: Arc<DecryptContext>,
     sweeper: Sweeper,
     claims: Claims,
+    /// Objects must still have the ETags the work list gives (a catalog's).
+    pinned: bool,
 }
 
 /// What a recording turned into.
@@ -402,6 +404,7 @@ impl Run {
             None => None,
         };
         let mut entries = Vec::new();
+        let mut stale = false;
         if r.media.is_empty() {
             let mut e = self.entry(&r, objects.first().map_or("", |o| o.key.as_str()));
             match &sidecar {
@@ -426,9 +429,18 @@ impl Run {
                 None => {}
             }
             if let Err(err) = self.media(&r, media, &mut e, &mut claimed).await {
+                stale |= matches!(err, PullError::Stale { .. });
                 failed(&mut e, &err, None);
             }
             entries.push(finish(e));
+        }
+        if stale {
+            // Nothing of a recording the catalog no longer describes stays written.
+            for e in &mut entries {
+                for out in e.outputs.drain(..) {
+                    let _ = std::fs::remove_file(self.out.join(&out.path));
+                }
+            }
         }
         let outcome = if entries.iter().any(|e| e.status == Some(Status::Failed)) {
             RecordingOutcome::Failed
@@ -454,6 +466,10 @@ impl Run {
         )?;
         self.claims.claim(claimed, &dest)?;
         self.sweeper.sweep(&dest);
+        if let Some(body) = &r.sidecar_body {
+            let (size, sha256) = write_body(&self.out, &dest, &s.key, s.size, body.clone()).await?;
+            return Ok(self.output(&dest, size, sha256));
+        }
         let copied = copy_object(
             self.source.clone(),
             s.key.clone(),
@@ -496,11 +512,19 @@ impl Run {
             key: key.clone(),
             listed_size: Some(media.object.size),
             instruction: media.instruction.as_ref().map(|i| i.key.clone()),
+            expect_etag: self.pinned.then(|| media.object.etag.clone()).flatten(),
             root: self.out.clone(),
             destination: dest.clone(),
             keep_encrypted: keep.clone(),
         };
-        let d = decrypt_object(self.source.clone(), job, self.ctx.clone()).await?;
+        let d = decrypt_object(self.source.clone(), job, self.ctx.clone())
+            .await
+            .map_err(|e| match e {
+                PullError::Source(SourceError::Changed { key, .. }) if self.pinned => {
+                    PullError::Stale { key }
+                }
+                e => e,
+            })?;
         e.version_id = d.info.version_id.clone();
         e.etag = d.info.etag.clone();
         e.size = Some(d.info.size);
@@ -543,6 +567,7 @@ pub struct PullPlan {
     manifest_dir: PathBuf,
     previous: Index,
     writer: Option<manifest::Writer>,
+    given: Option<(Recordings, WorkList)>,
     _locks: Vec<DirLock>,
 }
 
@@ -614,8 +639,18 @@ impl PullPlan {
             manifest_dir,
             previous,
             writer,
+            given: None,
             _locks: locks,
         })
+    }
+
+    /// Pulls these recordings instead of listing the source (the options' scan is then
+    /// only reported): a catalog's answer. Each object must still have the ETag the work
+    /// list gives, or its recording fails as stale and nothing is written for it; a
+    /// sidecar whose bytes came with the recording is written from them, not fetched.
+    pub fn with_recordings(mut self, recordings: Recordings, origin: WorkList) -> Self {
+        self.given = Some((recordings, origin));
+        self
     }
 
     /// Bytes received so far, for progress.
@@ -644,12 +679,16 @@ impl PullPlan {
         let (tx, rx) = mpsc::channel::<Result<Box<Recording>, String>>(LISTING_AHEAD);
         let (found_tx, mut found_rx) = mpsc::unbounded_channel::<(u64, u64)>();
         let include_unchecked = options.include_unchecked;
+        let (given, pinned) = match self.given.take() {
+            Some((recordings, WorkList::Catalog)) => (Some(recordings), true),
+            None => (None, false),
+        };
         let listing = {
             let source = source.clone();
             let scan_options = options.scan.clone();
             tokio::spawn(async move {
                 let (mut skipped, mut unchecked) = (0u64, 0u64);
-                let mut events = std::pin::pin!(scan(source, scan_options));
+                let mut events = given.unwrap_or_else(|| scan_recordings(source, scan_options));
                 while let Some(event) = events.next().await {
                     let r = match event {
                         Ok(ScanEvent::Recording(r)) => r,
@@ -688,6 +727,7 @@ impl PullPlan {
             ctx: self.ctx.clone(),
             sweeper: Sweeper::default(),
             claims: Claims::new(options.layout),
+            pinned,
         });
         let listing_failure: Mutex<Option<String>> = Mutex::default();
         let work = ReceiverStream::new(rx)

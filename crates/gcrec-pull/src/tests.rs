@@ -280,6 +280,7 @@ async fn cancelling_mid_run_is_typed_and_leaves_no_temporary_files() {
         key: key.clone(),
         listed_size: None,
         instruction: None,
+        expect_etag: None,
         root: out.path().to_owned(),
         destination: out.path().join("r.opus"),
         keep_encrypted: None,
@@ -325,9 +326,10 @@ async fn holds_go_through_the_source_with_retries() {
     let counting = Arc::new(gcrec_fetch::source::CountingSource::new(faulty));
     let source = Arc::new(RetryingSource::new(counting.clone(), fast_retries()));
     let mut actions = Vec::new();
+    let listed = source.clone();
     let totals = run_holds(
         source,
-        ScanOptions::default(),
+        || gcrec_fetch::scan::scan_recordings(listed, ScanOptions::default()),
         HoldMode::On,
         false,
         4,
@@ -344,9 +346,10 @@ async fn holds_go_through_the_source_with_retries() {
     assert_eq!(counting.counts().legal_hold, 3 * totals.objects + 6);
     // A store without Object Lock is refused before anything is listed.
     let plain = memory_without_lock(&export);
+    let listed = plain.clone();
     let err = run_holds(
         plain,
-        ScanOptions::default(),
+        || gcrec_fetch::scan::scan_recordings(listed, ScanOptions::default()),
         HoldMode::On,
         false,
         1,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The commands whose options can also be set from the environment.
-const ENV_COMMANDS: [&str; 4] = ["ls", "pull", "hold", "doctor"];
+const ENV_COMMANDS: [&str; 5] = ["ls", "pull", "hold", "doctor", "index"];
 
 /// The environment variable for an option: `--max-sidecar-bytes` → `GCREC_MAX_SIDECAR_BYTES`.
 pub fn env_name(long: &str) -> String {
@@ -136,6 +136,17 @@ pub enum Command {
     /// See docs/athena.md: query in Athena, download the result CSV, then
     /// `gcrec pull --recordings-file result.csv`.
     AthenaDdl(AthenaDdlArgs),
+    /// Build or update a catalog of every recording's sidecar (SQLite), for answering
+    /// questions without re-reading the bucket: `ls|pull|hold --catalog FILE`.
+    ///
+    /// The first run lists everything and reads every sidecar. Later runs list only the
+    /// newest hour indexed and the hours after it, and read only sidecars whose ETag
+    /// changed; --full re-checks every hour. Each partition is committed as it ends, so
+    /// an interrupted run resumes. One catalog can hold several sources.
+    Index(Box<IndexArgs>),
+    /// Inspect a catalog: figures, or all of it as NDJSON, CSV or Parquet.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Print a shell completion script: `source <(gcrec completions bash)`.
     Completions {
         /// The shell.
@@ -144,6 +155,89 @@ pub enum Command {
     },
     /// Print the manual page (roff): `gcrec man > gcrec.1`, or `gcrec man | man -l -`.
     Man,
+}
+
+/// `gcrec index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Where the export is: `s3://BUCKET[/PREFIX]`, or a local directory laid out like the
+    /// bucket.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// The catalog file (created 0600 if missing).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: PathBuf,
+    /// List every hour and check every sidecar's ETag, not only the newest hours.
+    #[arg(long)]
+    pub full: bool,
+    /// JSON Lines on stdout: one object per committed partition, then a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Sidecars read at once.
+    #[arg(short = 'j', long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: u16,
+    /// Sidecars larger than this are recorded as invalid, unread.
+    #[arg(long, default_value_t = gcrec_fetch::metadata::DEFAULT_SIDECAR_CAP, value_name = "BYTES")]
+    pub max_sidecar_bytes: u64,
+    /// Only conversations that began at or after this time (UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only conversations that began before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Only this organization.
+    #[arg(long, value_name = "ID")]
+    pub org: Vec<String>,
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
+}
+
+/// `gcrec catalog …`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Counts by organization, month and media type; orphans, invalid sidecars, skipped
+    /// keys; the newest hour indexed per source.
+    Stats {
+        /// The catalog.
+        #[arg(long, value_name = "FILE")]
+        catalog: PathBuf,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every recording as one flat table (a new file, 0600) for DuckDB, Spark or
+    /// Athena.
+    Export {
+        /// The catalog.
+        #[arg(long, value_name = "FILE")]
+        catalog: PathBuf,
+        /// The format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The file to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// `gcrec catalog export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Ndjson,
+    /// CSV with a header (values as they are: for engines, not spreadsheets).
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// How `ls --catalog` orders recordings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortOrder {
+    /// Conversation start time.
+    Time,
+    /// Duration, shortest first.
+    Duration,
 }
 
 /// Keys and what unlocks them.
@@ -229,9 +323,13 @@ pub enum OutputLayout {
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// Where the export is: `s3://BUCKET[/PREFIX]`, or a local directory laid out like the
-    /// bucket.
-    #[arg(value_name = "SOURCE")]
-    pub source: String,
+    /// bucket. With --catalog, defaults to the catalog's source (when it holds one).
+    #[arg(value_name = "SOURCE", required_unless_present = "catalog")]
+    pub source: Option<String>,
+    /// Take the work list from this catalog (gcrec index): no listing, no sidecar read;
+    /// a recording whose media changed since it was indexed fails as stale.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
     /// Where the recordings go (created 0700; files are 0600). Holds the manifest,
     /// gcrec-manifest.jsonl.
     #[arg(
@@ -327,9 +425,12 @@ pub struct TransferArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["on", "off", "status"])))]
 pub struct HoldArgs {
-    /// `s3://BUCKET[/PREFIX]`.
-    #[arg(value_name = "SOURCE")]
-    pub source: String,
+    /// `s3://BUCKET[/PREFIX]`. With --catalog, defaults to the catalog's source.
+    #[arg(value_name = "SOURCE", required_unless_present = "catalog")]
+    pub source: Option<String>,
+    /// Take the recordings from this catalog (gcrec index) instead of listing.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
     /// Put matching objects under legal hold.
     #[arg(long)]
     pub on: bool,
@@ -454,11 +555,24 @@ pub enum KeysCommand {
 pub struct LsArgs {
     /// Where the export is: `s3://BUCKET[/PREFIX]`, or a local directory laid out like the
     /// bucket (the bucket root, an organization folder, or any partition folder below it).
-    #[arg(value_name = "SOURCE")]
-    pub source: String,
+    /// With --catalog: only that source's recordings (default: all the catalog holds).
+    #[arg(value_name = "SOURCE", required_unless_present = "catalog")]
+    pub source: Option<String>,
+    /// Answer from this catalog (gcrec index) instead of listing the source.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
     /// JSON Lines on stdout: one object per recording and skipped key, then a summary.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["csv", "count"])]
     pub json: bool,
+    /// CSV on stdout: one row per recording, with a header.
+    #[arg(long, conflicts_with = "count")]
+    pub csv: bool,
+    /// Print only the number of matching recordings.
+    #[arg(long)]
+    pub count: bool,
+    /// Order of a catalog's answer (a live listing is in key order).
+    #[arg(long, value_enum, requires = "catalog")]
+    pub sort: Option<SortOrder>,
     /// Also list recordings the field filters could not be checked on (missing or invalid
     /// sidecar), marked `unchecked`.
     #[arg(long)]
@@ -531,6 +645,18 @@ pub struct FilterArgs {
     /// Message type: sms, whatsapp, webmessaging, facebook, …
     #[arg(long, value_name = "TYPE")]
     pub message_type: Vec<String>,
+    /// Provider (`provider`): edge, cloud, …
+    #[arg(long, value_name = "NAME")]
+    pub provider: Vec<String>,
+    /// Language (`languageIds`), e.g. en-US.
+    #[arg(long, value_name = "ID")]
+    pub language: Vec<String>,
+    /// Recordings at least this long: 90 (seconds), 90s, 5m, 1h30m, 500ms.
+    #[arg(long, value_name = "DURATION")]
+    pub min_duration: Option<String>,
+    /// Recordings at most this long (as --min-duration).
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
 }
 
 impl From<OutputLayout> for gcrec_pull::outpath::OutputLayout {

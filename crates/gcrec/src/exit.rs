@@ -73,6 +73,7 @@ pub fn hint_suffix(hint: Hint) -> &'static str {
         Hint::Decrypt(D::AllowUnauthenticated) => "; pass --allow-legacy-cbc to decrypt it anyway",
         Hint::Pull(PullHint::ExpansionLimit) => " (--max-expansion)",
         Hint::Pull(PullHint::EncryptionRequired) => " (--require-encryption)",
+        Hint::Pull(PullHint::CatalogStale) => "; re-run gcrec index to update the catalog",
     }
 }
 

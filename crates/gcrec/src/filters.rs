@@ -104,9 +104,58 @@ pub fn build(args: &FilterArgs) -> Result<RecordingFilter> {
         dnis: args.dnis.clone(),
         wrapup_codes: args.wrapup_code.clone(),
         message_types: args.message_type.clone(),
+        providers: args.provider.clone(),
+        languages: args.language.clone(),
+        min_duration_ms: duration(&args.min_duration, "--min-duration")?,
+        max_duration_ms: duration(&args.max_duration, "--max-duration")?,
         shard: None,
         wanted,
     })
+}
+
+/// A duration in milliseconds from `90` (seconds), `90s`, `5m`, `1h30m`, `500ms`.
+fn duration(value: &Option<String>, flag: &str) -> Result<Option<u64>> {
+    let Some(text) = value.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    let bad = || {
+        UsageError(format!(
+            "{flag} {text:?}: give seconds (90) or 90s, 5m, 1h30m, 500ms"
+        ))
+    };
+    if text.is_empty() {
+        return Err(bad().into());
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return seconds
+            .checked_mul(1000)
+            .map(Some)
+            .ok_or_else(|| bad().into());
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else if rest.starts_with('s') {
+            (1000, 1)
+        } else if rest.starts_with('m') {
+            (60_000, 1)
+        } else if rest.starts_with('h') {
+            (3_600_000, 1)
+        } else {
+            return Err(bad().into());
+        };
+        rest = &rest[len..];
+        total = n
+            .checked_mul(unit)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(bad)?;
+    }
+    Ok(Some(total))
 }
 
 /// Reports the entries of a recordings file that nothing answered (at most 20 by name);
@@ -138,4 +187,20 @@ pub fn report_missing(
         );
     }
     missing
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let d = |s: &str| super::duration(&Some(s.to_owned()), "--min-duration");
+        assert_eq!(d("90").unwrap(), Some(90_000));
+        assert_eq!(d("90s").unwrap(), Some(90_000));
+        assert_eq!(d("1h30m").unwrap(), Some(5_400_000));
+        assert_eq!(d("500ms").unwrap(), Some(500));
+        assert_eq!(d("2m5s").unwrap(), Some(125_000));
+        for bad in ["", "m", "5x", "-3", "1.5m", "99999999999999999999"] {
+            assert!(d(bad).is_err(), "{bad}");
+        }
+    }
 }

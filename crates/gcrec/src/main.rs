@@ -4,6 +4,7 @@
 //! the outcome to a documented exit code.
 
 mod aws;
+mod catalog;
 mod cli;
 mod commands;
 mod exit;

@@ -68,6 +68,14 @@ impl MemorySource {
             .insert(key.into(), object);
     }
 
+    /// Deletes an object (and nothing else: its holds stay).
+    pub fn delete(&self, key: &str) {
+        self.objects
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
     /// Stores (or replaces) an object with just a body.
     pub fn put_bytes(&self, key: impl Into<String>, body: impl Into<Bytes>) {
         self.put(

@@ -115,21 +115,29 @@ impl std::fmt::Debug for Download {
 }
 
 /// Starts downloading `key`. `listed_size` (from the listing) decides whether it is worth
-/// a HEAD to plan ranged parts; `version_id` pins a version.
+/// a HEAD to plan ranged parts; `pin` may name a version (`version_id`) and the ETag the
+/// object must still have (`if_match`: otherwise [`SourceError::Changed`], and no byte is
+/// handed on). Its range is ignored.
 pub async fn download(
     source: Arc<dyn ObjectSource>,
     key: &str,
     listed_size: Option<u64>,
-    version_id: Option<String>,
+    pin: GetRequest,
     options: &TransferOptions,
     budget: &ByteBudget,
 ) -> Result<Download, SourceError> {
-    let request = GetRequest {
-        version_id,
-        ..GetRequest::default()
+    let request = GetRequest { range: None, ..pin };
+    // A store that ignores If-Match must still not hand on another object.
+    let still_pinned = |info: &ObjectInfo| match (&request.if_match, &info.etag) {
+        (Some(want), Some(got)) if want != got => Err(SourceError::Changed {
+            key: key.to_owned(),
+            expected: want.clone(),
+        }),
+        _ => Ok(()),
     };
     if listed_size.is_some_and(|s| s >= options.part_threshold) {
         let info = source.head(key, &request).await?;
+        still_pinned(&info)?;
         if info.size >= options.part_threshold {
             if let Some(expect) = &options.expect_sse {
                 expect.check(&info)?;
@@ -160,6 +168,7 @@ pub async fn download(
         }
     }
     let body = source.get(key, &request).await?;
+    still_pinned(&body.info)?;
     if let Some(expect) = &options.expect_sse {
         expect.check(&body.info)?;
     }
@@ -321,9 +330,16 @@ mod tests {
         source.put_bytes("big", data.clone());
         let source: Arc<dyn ObjectSource> = Arc::new(source);
         let budget = ByteBudget::new(3 * 4096);
-        let d = download(source, "big", Some(100_000), None, &small_parts(), &budget)
-            .await
-            .unwrap();
+        let d = download(
+            source,
+            "big",
+            Some(100_000),
+            GetRequest::default(),
+            &small_parts(),
+            &budget,
+        )
+        .await
+        .unwrap();
         assert_eq!(d.parts, 25);
         let verified = d.verified.clone();
         assert_eq!(collect(d).await.unwrap(), data);
@@ -348,7 +364,7 @@ mod tests {
                     source.clone(),
                     &format!("o{i}"),
                     Some(50_000),
-                    None,
+                    GetRequest::default(),
                     &small_parts(),
                     &budget,
                 )
@@ -562,7 +578,7 @@ mod tests {
             dyn_source,
             "big",
             Some(40_000),
-            None,
+            GetRequest::default(),
             &small_parts(),
             &ByteBudget::new(4096),
         )

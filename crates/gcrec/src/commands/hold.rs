@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use gcrec_fetch::scan::ScanOptions;
+use gcrec_fetch::scan::{ScanOptions, scan_recordings};
 use gcrec_fetch::source::{CountingSource, ObjectSource};
 use gcrec_pull::hold::{HoldError, HoldMode, HoldOutcome, run_holds};
 use serde_json::json;
@@ -100,21 +100,22 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
         (_, true, _) => HoldMode::Off,
         _ => HoldMode::Status,
     };
+    let resolved = crate::catalog::resolve(args.source.as_deref(), args.catalog.as_deref(), true)?;
+    let source_name = resolved.source()?.to_owned();
     let mut batch = match &args.batch_manifest {
-        Some(dir) => Some(BatchManifest::create(dir, &args.source)?),
+        Some(dir) => Some(BatchManifest::create(dir, &source_name)?),
         None => None,
     };
     let filter = filters::build(&args.filter)?;
     let asked = filter.clone();
     let mut tracker = filter.wanted.as_ref().map(|w| w.tracker());
-    if !args.source.starts_with("s3://") {
+    if !source_name.starts_with("s3://") {
         return Err(UsageError(format!(
-            "{}: this command works on S3 buckets only (s3://BUCKET[/PREFIX])",
-            args.source
+            "{source_name}: this command works on S3 buckets only (s3://BUCKET[/PREFIX])"
         ))
         .into());
     }
-    let opened = crate::aws::open_source(&args.source, &args.aws).await?;
+    let opened = crate::aws::open_source(&source_name, &args.aws).await?;
     let counting = Arc::new(CountingSource::new(opened.source));
     let source: Arc<dyn ObjectSource> = counting.clone();
     let options = ScanOptions {
@@ -181,9 +182,12 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
             write_error.get_or_insert(e);
         }
     };
+    let answer = resolved.recordings(&options.filter, gcrec_catalog::query::Sort::Time)?;
+    let listed = source.clone();
+    let recordings = move || answer.unwrap_or_else(|| scan_recordings(listed, options));
     let totals = match run_holds(
         source,
-        options,
+        recordings,
         mode,
         args.dry_run,
         usize::from(args.jobs),
@@ -201,7 +205,7 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
             ))
             .into());
         }
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("listing {}", args.source))),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("listing {source_name}"))),
     };
     if let Some(f) = follower {
         f.abort();

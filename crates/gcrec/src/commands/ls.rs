@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::TryStreamExt;
+use gcrec_catalog::query::Sort;
 use gcrec_fetch::recording::ScanEvent;
-use gcrec_fetch::scan::{ScanOptions, ScanSummary, scan};
-use gcrec_fetch::source::{CountingSource, ObjectSource};
+use gcrec_fetch::scan::{ScanOptions, ScanSummary, scan_recordings};
+use gcrec_fetch::source::CountingSource;
 
-use crate::cli::{GlobalArgs, LsArgs};
+use crate::cli::{GlobalArgs, LsArgs, SortOrder};
 use crate::exit::Outcome;
 use crate::filters;
-use crate::output::{Out, diagnostic, json, summary, table};
+use crate::output::{Out, csv_rows, diagnostic, json, summary, table};
 
 /// Invalid sidecars described one by one on stderr before "and N more".
 const DETAIL_LIMIT: usize = 20;
@@ -20,19 +21,39 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
     let filter = filters::build(&args.filter)?;
     let mut tracker = filter.wanted.as_ref().map(|w| w.tracker());
     let asked = filter.clone();
-    let opened = crate::aws::open_source(&args.source, &args.aws).await?;
-    let counting = Arc::new(CountingSource::new(opened.source));
-    let options = ScanOptions {
-        base_prefix: opened.base_prefix,
-        filter,
-        read_all_metadata: true,
-        sidecar_cap: args.max_sidecar_bytes,
-        concurrency: usize::from(args.jobs),
+    let resolved = crate::catalog::resolve(args.source.as_deref(), args.catalog.as_deref(), false)?;
+    let sort = match args.sort {
+        Some(SortOrder::Duration) => Sort::Duration,
+        Some(SortOrder::Time) | None => Sort::Time,
     };
-    let source: Arc<dyn ObjectSource> = counting.clone();
-    let mut events = std::pin::pin!(scan(source, options));
+    let where_from = args
+        .catalog
+        .as_ref()
+        .map(|c| format!("the catalog {}", c.display()))
+        .or_else(|| args.source.clone())
+        .unwrap_or_default();
+    let mut counting = None;
+    let mut events = match resolved.recordings(&filter, sort)? {
+        Some(answer) => answer,
+        None => {
+            let source = resolved.source()?;
+            let opened = crate::aws::open_source(source, &args.aws).await?;
+            let counted = Arc::new(CountingSource::new(opened.source));
+            counting = Some(counted.clone());
+            let options = ScanOptions {
+                base_prefix: opened.base_prefix,
+                filter,
+                read_all_metadata: true,
+                sidecar_cap: args.max_sidecar_bytes,
+                concurrency: usize::from(args.jobs),
+            };
+            scan_recordings(counted, options)
+        }
+    };
+    let counts = || counting.as_ref().map(|c| c.counts()).unwrap_or_default();
     let mut out = Out::stdout();
     let mut table = table::Table::new();
+    let mut csv_header_written = false;
     let mut totals = ScanSummary::default();
     let detail_limit = if global.verbose > 0 {
         usize::MAX
@@ -51,7 +72,7 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
     while let Some(event) = events
         .try_next()
         .await
-        .with_context(|| format!("listing {}", args.source))?
+        .with_context(|| format!("listing {where_from}"))?
     {
         totals.record(&event);
         if let (Some(t), ScanEvent::Recording(r) | ScanEvent::Unchecked(r)) =
@@ -82,11 +103,20 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
             ScanEvent::Unchecked(_) => args.include_unchecked,
             ScanEvent::Skipped(_) => args.json,
         };
-        if !show {
+        if !show || args.count {
             continue;
         }
         if args.json {
             out.line(&json::event(&event).to_string())?;
+        } else if args.csv {
+            if let ScanEvent::Recording(r) | ScanEvent::Unchecked(r) = &event {
+                if !csv_header_written {
+                    out.line(&csv_rows::line(csv_rows::HEADER)?)?;
+                    csv_header_written = true;
+                }
+                let unchecked = matches!(event, ScanEvent::Unchecked(_));
+                out.line(&csv_rows::line(csv_rows::row(r, unchecked))?)?;
+            }
         } else if let ScanEvent::Recording(r) | ScanEvent::Unchecked(r) = &event {
             let unchecked = matches!(event, ScanEvent::Unchecked(_));
             table.push(&mut out, table::row(r, unchecked))?;
@@ -96,8 +126,14 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
         }
     }
     let missing = filters::report_missing(&asked, tracker.as_ref(), global.quiet);
-    if args.json {
-        let mut s = summary::json(&totals, counting.counts());
+    if args.count {
+        out.line(&totals.recordings.to_string())?;
+    } else if args.csv {
+        if !csv_header_written {
+            out.line(&csv_rows::line(csv_rows::HEADER)?)?;
+        }
+    } else if args.json {
+        let mut s = summary::json(&totals, counts());
         if asked.wanted.is_some() {
             s["not_found"] = serde_json::json!(missing);
         }
@@ -120,7 +156,7 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
             diagnostic("summary", &line);
         }
         if global.verbose > 0 {
-            let c = counting.counts();
+            let c = counts();
             diagnostic(
                 "requests",
                 &format!("requests: {} list, {} head, {} get", c.list, c.head, c.get),

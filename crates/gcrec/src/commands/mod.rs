@@ -4,6 +4,7 @@ mod athena;
 mod decrypt;
 mod doctor;
 mod hold;
+mod index;
 mod keys;
 mod ls;
 mod pull;
@@ -33,6 +34,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Keys(command) => keys::run(&cli.global, command),
             Command::Doctor(args) => doctor::run(&cli.global, *args).await,
             Command::AthenaDdl(args) => athena::run(args).await,
+            Command::Index(args) => index::run(&cli.global, *args).await,
+            Command::Catalog(command) => index::catalog(&cli.global, command),
             Command::Completions { .. } | Command::Man => Ok(Outcome::Success),
         }
     })

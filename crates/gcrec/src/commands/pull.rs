@@ -10,6 +10,7 @@ use gcrec_decrypt::object::DecryptOptions;
 use gcrec_fetch::filter::Shard;
 use gcrec_fetch::scan::ScanOptions;
 use gcrec_fetch::transfer::{ByteBudget, TransferOptions};
+use gcrec_pull::error::WorkList;
 use gcrec_pull::manifest::Status;
 use gcrec_pull::object::DecryptContext;
 use gcrec_pull::pull::{
@@ -106,10 +107,12 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         Some(l) => (l.keyring, Some(l.readable_by_others)),
         None => (Keyring::new(), None),
     };
-    let opened = crate::aws::open_source(&args.source, &args.aws).await?;
+    let resolved = crate::catalog::resolve(args.source.as_deref(), args.catalog.as_deref(), true)?;
+    let source_name = resolved.source()?.to_owned();
+    let opened = crate::aws::open_source(&source_name, &args.aws).await?;
     // An evidence bag records who ran it.
     let target = match target {
-        Target::Bag(mut bag) if args.source.starts_with("s3://") && !args.dry_run => {
+        Target::Bag(mut bag) if source_name.starts_with("s3://") && !args.dry_run => {
             bag.caller = crate::aws::caller_identity(&args.aws).await;
             Target::Bag(bag)
         }
@@ -159,7 +162,11 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         source_dir,
         command_line: redact_command_line(std::env::args()),
     };
-    let plan = PullPlan::new(opened.source, ctx, options)?;
+    let answer = resolved.recordings(&options.scan.filter, gcrec_catalog::query::Sort::Time)?;
+    let mut plan = PullPlan::new(opened.source, ctx, options)?;
+    if let Some(answer) = answer {
+        plan = plan.with_recordings(answer, WorkList::Catalog);
+    }
     let progress = global.progress("recordings");
     let follower = progress.follow(plan.received());
 

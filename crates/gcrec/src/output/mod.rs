@@ -1,5 +1,6 @@
 //! What gcrec prints: the human table, JSON Lines, the stderr summary, and logging.
 
+pub mod csv_rows;
 pub mod json;
 pub mod summary;
 pub mod table;
