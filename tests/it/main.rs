@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod catalog;
 mod common;
 mod decrypt;
 mod example_export;
