@@ -488,3 +488,104 @@ fn hostile_catalog_files_are_refused_with_a_reason() {
         "{message}"
     );
 }
+
+/// Fails every listing under prefixes containing `poison`, as a network failure would.
+#[derive(Debug)]
+struct FailingListing {
+    inner: Arc<dyn ObjectSource>,
+    poison: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl ObjectSource for FailingListing {
+    fn uri(&self, key: &str) -> String {
+        self.inner.uri(key)
+    }
+    async fn list(
+        &self,
+        request: &gcrec_fetch::source::ListRequest,
+    ) -> Result<gcrec_fetch::source::ListPage, gcrec_fetch::source::SourceError> {
+        // Small pages, and the first page that reaches a poisoned key fails.
+        let small = gcrec_fetch::source::ListRequest {
+            max_keys: 10,
+            ..request.clone()
+        };
+        let page = self.inner.list(&small).await?;
+        let poison = self.poison.lock().unwrap().clone();
+        if let Some(p) = poison
+            && page.objects.iter().any(|o| o.key.contains(&p))
+        {
+            return Err(gcrec_fetch::source::SourceError::Remote {
+                key: request.prefix.clone(),
+                message: "connection reset".into(),
+                retryable: true,
+            });
+        }
+        Ok(page)
+    }
+    async fn head(
+        &self,
+        key: &str,
+        request: &gcrec_fetch::source::GetRequest,
+    ) -> Result<gcrec_fetch::source::ObjectInfo, gcrec_fetch::source::SourceError> {
+        self.inner.head(key, request).await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        request: &gcrec_fetch::source::GetRequest,
+    ) -> Result<gcrec_fetch::source::ObjectBody, gcrec_fetch::source::SourceError> {
+        self.inner.get(key, request).await
+    }
+}
+
+#[test]
+fn an_interrupted_index_keeps_what_it_committed_and_the_next_run_reads_only_the_rest() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.sqlite");
+    let export = Export::generate(ExportSpec {
+        orgs: 1,
+        padding: Padding::Padded,
+        ..spec(3)
+    });
+    let memory = memory(&export);
+    let failing = Arc::new(FailingListing {
+        inner: memory.clone(),
+        poison: std::sync::Mutex::new(Some("day=03/".into())),
+    });
+    let counting = Arc::new(CountingSource::new(failing.clone() as Arc<dyn ObjectSource>));
+    let err = rt
+        .block_on(index(&path, counting.clone(), options(false), &mut |_| {}))
+        .unwrap_err();
+    assert!(err.to_string().contains("connection reset"), "{err}");
+    let committed: Vec<Recording> =
+        answers(rt.block_on(from_catalog(&path, &RecordingFilter::default())))
+            .into_iter()
+            .map(|(_, _, r)| r)
+            .collect();
+    assert!(!committed.is_empty() && committed.len() < export.recordings.len());
+    assert!(
+        committed
+            .iter()
+            .all(|r| r.hour.start().format("%d").to_string() != "03"),
+        "nothing past the failure"
+    );
+    let read_before = counting.counts().get;
+    *failing.poison.lock().unwrap() = None;
+    let (report, _) = rt.block_on(run_index(&path, counting.clone(), false));
+    assert_eq!(report.listed_from, None, "the failed run set no watermark");
+    let uncommitted_sidecars = export
+        .recordings
+        .iter()
+        .filter(|r| r.sidecar_key.is_some())
+        .filter(|r| !committed.iter().any(|c| c.recording_id == r.recording_id))
+        .count() as u64;
+    assert!(uncommitted_sidecars > 0);
+    assert_eq!(report.sidecars_read, uncommitted_sidecars);
+    assert_eq!(counting.counts().get - read_before, uncommitted_sidecars);
+    assert_eq!(
+        crate::stats::stats(&path).unwrap().recordings,
+        export.recordings.len() as u64
+    );
+}
