@@ -7,6 +7,7 @@ mod common;
 mod decrypt;
 mod example_export;
 mod hostile;
+mod inventory;
 mod ls;
 mod operator;
 mod pruning;

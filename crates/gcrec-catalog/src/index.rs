@@ -44,6 +44,8 @@ pub struct IndexOptions {
     pub sidecar_cap: u64,
     /// Sidecars read at once.
     pub concurrency: usize,
+    /// An S3 Inventory report to read instead of listing.
+    pub inventory: Option<Arc<gcrec_fetch::inventory::Inventory>>,
 }
 
 /// What an index run reports as it goes.
@@ -178,6 +180,7 @@ pub async fn index(
         read_all_metadata: false,
         sidecar_cap: options.sidecar_cap,
         concurrency: options.concurrency,
+        inventory: options.inventory.clone(),
     };
     let reader = Arc::new(Mutex::new(Lookup::open(&path, source_id)?));
     let cap = options.sidecar_cap;

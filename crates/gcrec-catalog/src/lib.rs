@@ -79,6 +79,9 @@ pub enum CatalogError {
     /// Reading the source failed.
     #[error(transparent)]
     Source(#[from] gcrec_fetch::source::SourceError),
+    /// Listing the source (or reading its inventory report) failed.
+    #[error(transparent)]
+    Listing(#[from] gcrec_fetch::recording::ListingError),
     /// The catalog holds no source of that name.
     #[error("catalog {} holds no source {uri}; it holds: {known}", path.display())]
     UnknownSource {
@@ -161,7 +164,7 @@ impl Catalog {
             .execute_batch(
                 "PRAGMA trusted_schema = OFF;
                  PRAGMA foreign_keys = ON;
-                 PRAGMA cache_size = -65536;
+                 PRAGMA cache_size = -16384;
                  PRAGMA temp_store = FILE;",
             )
             .map_err(sqlite(&self.path))?;

@@ -56,6 +56,7 @@ fn options(full: bool) -> IndexOptions {
         filter: RecordingFilter::default(),
         sidecar_cap: gcrec_fetch::metadata::DEFAULT_SIDECAR_CAP,
         concurrency: 8,
+        inventory: None,
     }
 }
 

@@ -383,6 +383,20 @@ impl RecordingFilter {
             && self.wanted.as_ref().is_none_or(|w| w.matches(r))
     }
 
+    /// The location checks a single key allows before its recording is paired:
+    /// organization, conversation, recording, partition hour and shard. A key that fails
+    /// them belongs to no recording that can match.
+    pub fn admits_key(&self, k: &crate::layout::ExportKey) -> bool {
+        let id_in = |set: &HashSet<String>, id: &str| {
+            set.is_empty() || set.contains(&id.to_ascii_lowercase())
+        };
+        (self.orgs.is_empty() || eq_any(&self.orgs, &k.organization_id))
+            && id_in(&self.conversations, &k.conversation_id)
+            && (k.recording_id.is_empty() || id_in(&self.recordings, &k.recording_id))
+            && self.range.overlaps(k.hour.start(), k.hour.end())
+            && self.shard.is_none_or(|s| s.contains(&k.conversation_id))
+    }
+
     /// Whether an event from the listing can still match (skipped keys always pass).
     pub fn admits_event(&self, event: &ScanEvent) -> bool {
         match event {

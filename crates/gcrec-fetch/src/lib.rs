@@ -10,6 +10,7 @@
 
 pub mod athena;
 pub mod filter;
+pub mod inventory;
 pub mod layout;
 pub mod metadata;
 pub mod prune;

@@ -129,6 +129,9 @@ pub enum ListingError {
     /// Listing or reading the source failed.
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+    /// The inventory report standing in for the listing could not be used.
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::InventoryError),
     /// The work list's own store (a catalog, an inventory) failed.
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::filter::{RecordingFilter, Verdict};
+use crate::inventory::Inventory;
 use crate::layout::{ExportKey, FileKind, ParsedKey, SkipReason, parse_key};
 use crate::metadata::{DEFAULT_SIDECAR_CAP, MetadataError, MetadataProblem, RecordingMetadata};
 use crate::prune::plan;
@@ -148,6 +149,9 @@ pub struct ScanOptions {
     pub sidecar_cap: u64,
     /// Sidecars read at once.
     pub concurrency: usize,
+    /// Read this S3 Inventory report instead of listing (and, with its `since` set, list
+    /// only the hours from its creation on).
+    pub inventory: Option<Arc<Inventory>>,
 }
 
 impl Default for ScanOptions {
@@ -158,6 +162,7 @@ impl Default for ScanOptions {
             read_all_metadata: true,
             sidecar_cap: DEFAULT_SIDECAR_CAP,
             concurrency: 32,
+            inventory: None,
         }
     }
 }
@@ -282,18 +287,18 @@ pub async fn read_metadata<S: ObjectSource + ?Sized>(
 pub fn scan(
     source: Arc<dyn ObjectSource>,
     options: ScanOptions,
-) -> impl Stream<Item = Result<ScanEvent, SourceError>> + Send {
-    let (tx, rx) = mpsc::channel::<Result<ScanEvent, SourceError>>(1024);
+) -> impl Stream<Item = Result<ScanEvent, ListingError>> + Send {
+    let (tx, rx) = mpsc::channel::<Result<ScanEvent, ListingError>>(1024);
     let lister = {
         let source = source.clone();
         let options = options.clone();
         async move {
-            if let Err(e) = list_and_pair(&*source, &options, &tx).await {
+            if let Err(e) = list(source, options, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         }
     };
-    let listed: BoxStream<'static, Result<ScanEvent, SourceError>> =
+    let listed: BoxStream<'static, Result<ScanEvent, ListingError>> =
         Box::pin(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|e| (e, rx))
         }));
@@ -332,15 +337,46 @@ pub fn scan(
 /// [`scan`] as [`Recordings`], the work list any consumer takes (a catalog's answer is
 /// another).
 pub fn scan_recordings(source: Arc<dyn ObjectSource>, options: ScanOptions) -> Recordings {
-    scan(source, options)
-        .map(|event| event.map_err(ListingError::from))
-        .boxed()
+    scan(source, options).boxed()
+}
+
+/// The listing: an inventory report's rows (on a blocking thread), then — or instead — a
+/// pruned listing of the source.
+async fn list(
+    source: Arc<dyn ObjectSource>,
+    mut options: ScanOptions,
+    tx: &mpsc::Sender<Result<ScanEvent, ListingError>>,
+) -> Result<(), ListingError> {
+    if let Some(inventory) = options.inventory.clone() {
+        let handle = tokio::runtime::Handle::current();
+        let (base, filter, sender) = (
+            options.base_prefix.clone(),
+            options.filter.clone(),
+            tx.clone(),
+        );
+        let report = inventory.clone();
+        tokio::task::spawn_blocking(move || report.list_and_pair(&handle, &base, &filter, &sender))
+            .await
+            .map_err(|_| {
+                ListingError::Other("the inventory reader stopped unexpectedly".into())
+            })??;
+        let Some(from) = inventory.live_from() else {
+            return Ok(());
+        };
+        // The hours the report may not have seen whole, listed live.
+        let range = &mut options.filter.range;
+        range.from = Some(range.from.map_or(from.start(), |f| f.max(from.start())));
+        if range.to.is_some_and(|to| to <= from.start()) {
+            return Ok(());
+        }
+    }
+    Ok(list_and_pair(&*source, &options, tx).await?)
 }
 
 async fn list_and_pair(
     source: &dyn ObjectSource,
     options: &ScanOptions,
-    tx: &mpsc::Sender<Result<ScanEvent, SourceError>>,
+    tx: &mpsc::Sender<Result<ScanEvent, ListingError>>,
 ) -> Result<(), SourceError> {
     let filter = &options.filter;
     let plan = plan(source, &options.base_prefix, &filter.range, &filter.orgs).await?;

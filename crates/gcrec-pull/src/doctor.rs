@@ -202,7 +202,7 @@ pub async fn examine(
             "shape",
             CheckStatus::Warn,
             "no recordings under this prefix (and filter)",
-            Some("check the bucket, the prefix and --from/--to".into()),
+            Some("check the bucket, the prefix and the time range".into()),
         )),
         (None, n) => found.checks.push(Check::pass(
             "shape",

@@ -87,6 +87,9 @@ pub enum FilesError {
     /// Listing an export directory failed.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// Listing an export directory failed.
+    #[error(transparent)]
+    Listing(#[from] gcrec_fetch::recording::ListingError),
     /// A key cannot be an output name.
     #[error(transparent)]
     OutPath(#[from] OutPathError),

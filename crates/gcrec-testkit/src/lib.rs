@@ -9,7 +9,9 @@
 //!   sources;
 //! - [`servers`]: moto on a free loopback port;
 //! - [`faults`]: a failure-injecting source for the retry layer;
-//! - [`s3ec`]: a streaming S3 Encryption Client writer for inputs of any size.
+//! - [`s3ec`]: a streaming S3 Encryption Client writer for inputs of any size;
+//! - [`inventory`]: S3 Inventory reports (manifest, checksum, CSV data files) in AWS's
+//!   documented layout.
 //!
 //! The `gcrec-testkit` binary writes generated exports to disk for examples and
 //! benchmarks.
@@ -22,6 +24,7 @@ pub mod encrypted;
 pub mod export;
 pub mod faults;
 pub mod fixtures;
+pub mod inventory;
 pub mod media;
 pub mod rng;
 pub mod s3ec;

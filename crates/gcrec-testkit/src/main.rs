@@ -55,6 +55,20 @@ enum Command {
         #[arg(long, default_value = "examples/export")]
         out: PathBuf,
     },
+    /// Write a synthetic S3 Inventory report (CSV, gzip) of ROWS export-shaped keys under
+    /// DIR, laid out like its bucket — keys only, no objects: for benchmarking
+    /// `ls --inventory --count`.
+    InventoryReport {
+        /// Output directory (the report's bucket).
+        #[arg(long)]
+        out: PathBuf,
+        /// Rows (two per recording: media and sidecar).
+        #[arg(long)]
+        rows: u64,
+        /// Data files to spread them over.
+        #[arg(long, default_value_t = 16)]
+        files: u64,
+    },
     /// Write a generated export under DIR, laid out like the bucket.
     Generate {
         /// Output directory (created if missing).
@@ -178,6 +192,73 @@ fn get_all(endpoint: &str, bucket: &str, jobs: usize) -> Result<()> {
     })
 }
 
+/// Writes a report of `rows` synthetic keys in `files` data files, streaming (any size).
+fn inventory_report(out: &std::path::Path, rows: u64, files: u64) -> Result<()> {
+    use gcrec_testkit::inventory::{InventoryRow, manifest, report_root};
+    use std::io::Write;
+    let root = report_root("", "exports", "bench");
+    let created = chrono::Utc::now();
+    let start = parse_time_bound("2024-01-01", Bound::Start)?;
+    let mut rng = gcrec_testkit::rng::Rng::new(42);
+    let org = rng.uuid();
+    let mut data = Vec::new();
+    let recordings = rows / 2;
+    let per_file = recordings.div_ceil(files.max(1));
+    for f in 0..files.max(1) {
+        let key = format!("{root}data/{}.csv.gz", rng.uuid());
+        let path = out.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap_or(out))?;
+        let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        let mut csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(&mut gz);
+        for i in (f * per_file)..((f + 1) * per_file).min(recordings) {
+            // Recordings spread over hours, 120 an hour, in no particular file order.
+            let hour = start + chrono::Duration::hours((i / 120) as i64);
+            let conversation = rng.uuid();
+            let recording = rng.uuid();
+            let folder = format!(
+                "{org}/year={}/month={}/day={}/hour={}/conversation_id={conversation}/",
+                hour.format("%Y"),
+                hour.format("%m"),
+                hour.format("%d"),
+                hour.format("%H")
+            );
+            for (name, size) in [
+                (format!("{recording}.opus"), 40_000u64),
+                (format!("{recording}_metadata.json"), 1_000),
+            ] {
+                let mut row = InventoryRow::current(&format!("{folder}{name}"), b"", created);
+                row.size = Some(size);
+                csv.write_record(row.csv_fields("exports"))?;
+            }
+        }
+        csv.flush()?;
+        drop(csv);
+        gz.finish()?.flush()?;
+        let bytes = std::fs::read(&path)?;
+        data.push((key, bytes));
+    }
+    for (key, body) in manifest(
+        &root,
+        "exports",
+        "inventory",
+        "CSV",
+        gcrec_testkit::inventory::CSV_SCHEMA,
+        &data,
+        created,
+    ) {
+        let path = out.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap_or(out))?;
+        std::fs::write(&path, body)?;
+        if key.ends_with("manifest.json") {
+            println!("{}", path.display());
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let (spec, out) = match Cli::parse().command {
         Command::EncryptS3ec {
@@ -192,6 +273,9 @@ fn main() -> Result<()> {
             bucket,
             jobs,
         } => return get_all(&endpoint, &bucket, jobs),
+        Command::InventoryReport { out, rows, files } => {
+            return inventory_report(&out, rows, files);
+        }
         Command::Example { out } => {
             if out.exists() {
                 std::fs::remove_dir_all(&out)

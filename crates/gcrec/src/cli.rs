@@ -189,6 +189,8 @@ pub struct IndexArgs {
     #[arg(long, value_name = "ID")]
     pub org: Vec<String>,
     #[command(flatten)]
+    pub inventory: crate::inventory::InventoryArgs,
+    #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
 }
 
@@ -399,6 +401,8 @@ pub struct PullArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
+    pub inventory: crate::inventory::InventoryArgs,
+    #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
 }
 
@@ -460,6 +464,8 @@ pub struct HoldArgs {
     pub jobs: u16,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub inventory: crate::inventory::InventoryArgs,
     #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
 }
@@ -585,6 +591,8 @@ pub struct LsArgs {
     pub max_sidecar_bytes: u64,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub inventory: crate::inventory::InventoryArgs,
     #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
 }

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod exit;
 mod filters;
+mod inventory;
 mod keyring;
 mod output;
 mod passphrase;

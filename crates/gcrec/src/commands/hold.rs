@@ -115,6 +115,8 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
         ))
         .into());
     }
+    let inventory =
+        crate::inventory::open(&args.inventory, &args.aws, &source_name, global.quiet).await?;
     let opened = crate::aws::open_source(&source_name, &args.aws).await?;
     let counting = Arc::new(CountingSource::new(opened.source));
     let source: Arc<dyn ObjectSource> = counting.clone();
@@ -122,6 +124,7 @@ pub async fn run(global: &GlobalArgs, args: HoldArgs) -> Result<Outcome> {
         base_prefix: opened.base_prefix,
         filter,
         read_all_metadata: false,
+        inventory,
         ..ScanOptions::default()
     };
     let mut out = Out::stdout();

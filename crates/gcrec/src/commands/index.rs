@@ -21,6 +21,8 @@ pub async fn run(global: &GlobalArgs, args: IndexArgs) -> Result<Outcome> {
         org: args.org.clone(),
         ..Default::default()
     })?;
+    let inventory =
+        crate::inventory::open(&args.inventory, &args.aws, &args.source, global.quiet).await?;
     let opened = crate::aws::open_source(&args.source, &args.aws).await?;
     let counting = Arc::new(CountingSource::new(opened.source));
     let source: Arc<dyn ObjectSource> = counting.clone();
@@ -35,6 +37,7 @@ pub async fn run(global: &GlobalArgs, args: IndexArgs) -> Result<Outcome> {
         },
         sidecar_cap: args.max_sidecar_bytes,
         concurrency: usize::from(args.jobs),
+        inventory,
     };
     let progress = global.progress("recordings");
     let mut out = Out::stdout();

@@ -37,6 +37,8 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
         Some(answer) => answer,
         None => {
             let source = resolved.source()?;
+            let inventory =
+                crate::inventory::open(&args.inventory, &args.aws, source, global.quiet).await?;
             let opened = crate::aws::open_source(source, &args.aws).await?;
             let counted = Arc::new(CountingSource::new(opened.source));
             counting = Some(counted.clone());
@@ -46,6 +48,7 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
                 read_all_metadata: true,
                 sidecar_cap: args.max_sidecar_bytes,
                 concurrency: usize::from(args.jobs),
+                inventory,
             };
             scan_recordings(counted, options)
         }

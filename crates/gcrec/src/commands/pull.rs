@@ -109,6 +109,12 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     };
     let resolved = crate::catalog::resolve(args.source.as_deref(), args.catalog.as_deref(), true)?;
     let source_name = resolved.source()?.to_owned();
+    let inventory = match &resolved.catalog {
+        Some(_) => None,
+        None => {
+            crate::inventory::open(&args.inventory, &args.aws, &source_name, global.quiet).await?
+        }
+    };
     let opened = crate::aws::open_source(&source_name, &args.aws).await?;
     // An evidence bag records who ran it.
     let target = match target {
@@ -158,6 +164,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             read_all_metadata: false,
             sidecar_cap: args.max_sidecar_bytes,
             concurrency: 32,
+            inventory,
         },
         source_dir,
         command_line: redact_command_line(std::env::args()),
