@@ -1040,3 +1040,64 @@ fn athena_ddl_projects_partitions_as_the_export_spells_them() {
         assert!(ddl.contains("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'"));
     }
 }
+
+#[test]
+fn jobs_auto_backs_off_when_the_store_throttles_and_still_pulls_every_byte() {
+    let export = Export::generate(ExportSpec {
+        seed: 46,
+        days: 1,
+        hour_step: 1,
+        conversations_per_hour: 2,
+        ..ExportSpec::default()
+    });
+    let moto = Moto::start();
+    let rt = runtime();
+    rt.block_on(create_bucket(&moto));
+    rt.block_on(upload(&moto, &export, "", &Sse::None));
+    let mut proxy = FaultProxy::start(&moto.endpoint);
+    // A burst of SlowDown on GETs: at most five, so no single request runs out of its
+    // six attempts however they interleave.
+    proxy.add(
+        json!({"method": "GET", "action": "status", "status": 503, "code": "SlowDown",
+        "message": "Please reduce your request rate.", "times": 5}),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().display().to_string();
+    let run = gcrec_s3(
+        &proxy.endpoint,
+        [
+            "pull",
+            "s3://exports",
+            "--out",
+            &out,
+            "--jobs",
+            "auto",
+            "-v",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_identical(tmp.path(), &export.recordings);
+    assert_no_temp_files(tmp.path());
+    let log = proxy.log();
+    assert_eq!(log.iter().filter(|e| e["status"] == 503).count(), 5);
+    let run_line: Value = std::fs::read_to_string(tmp.path().join("gcrec-manifest.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .rfind(|v| v["type"] == "run")
+        .unwrap();
+    let jobs = &run_line["jobs"];
+    assert_eq!(jobs["auto"], true, "{run_line}");
+    assert!(jobs["backoffs"].as_u64().unwrap() >= 1, "{jobs}");
+    assert!(jobs["last"].as_u64().unwrap() >= 4, "{jobs}");
+    assert!(run.stderr.contains("jobs auto:"), "{}", run.stderr);
+    // A bad value is a usage error naming what to give.
+    let bad = gcrec_s3(
+        &proxy.endpoint,
+        ["pull", "s3://exports", "--out", &out, "--jobs", "lots"],
+        &[],
+    );
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("or auto"), "{}", bad.stderr);
+}

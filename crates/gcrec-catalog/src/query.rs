@@ -12,7 +12,7 @@ use std::path::Path;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use gcrec_fetch::filter::{RecordingFilter, Verdict, phone_digits};
+use gcrec_fetch::filter::{RecordingFilter, Verdict, phone_digits, phone_suffix_allowed};
 use gcrec_fetch::layout::ConversationHour;
 use gcrec_fetch::metadata::{MetadataError, MetadataProblem};
 use gcrec_fetch::recording::{ListingError, MediaFile, Recording, Recordings, ScanEvent};
@@ -51,137 +51,288 @@ pub struct Query {
     pub source_id: Option<i64>,
 }
 
-/// The SQL and its parameters for a query's candidates.
-fn candidates(query: &Query) -> (String, Vec<Value>) {
+/// SQL text and its parameters, built together.
+#[derive(Default)]
+struct Sql {
+    values: Vec<Value>,
+}
+
+impl Sql {
+    /// `(?1, ?2, …)` for `items`, binding them.
+    fn list(&mut self, items: impl IntoIterator<Item = String>) -> String {
+        let marks: Vec<String> = items
+            .into_iter()
+            .map(|item| {
+                self.values.push(Value::Text(item));
+                format!("?{}", self.values.len())
+            })
+            .collect();
+        format!("({})", marks.join(", "))
+    }
+
+    /// `?N` for one value.
+    fn one(&mut self, item: String) -> String {
+        self.values.push(Value::Text(item));
+        format!("?{}", self.values.len())
+    }
+}
+
+/// How a condition is built: a superset of the answer (candidates, judged afterwards by
+/// the verdict), or exactly the answer (counting in SQL).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Candidates,
+    Exact,
+}
+
+/// The conditions on the recording's location: organization, IDs, hour overlapping the
+/// range. `None` in exact mode when one cannot be said exactly in SQL.
+fn location(query: &Query, sql: &mut Sql, mode: Mode) -> Option<Vec<String>> {
     let f = &query.filter;
-    let mut sql = String::from(
-        "SELECT r.id, r.organization_id, r.conversation_id, r.recording_id, r.folder, r.hour,
-                r.sidecar_state, r.problem_kind, r.problem_detail, r.sidecar_json
-         FROM recordings r WHERE 1 = 1",
-    );
-    let mut values: Vec<Value> = Vec::new();
-    let mut list = |sql: &mut String, items: &mut dyn Iterator<Item = String>| {
-        let mut marks = Vec::new();
-        for item in items {
-            values.push(Value::Text(item));
-            marks.push(format!("?{}", values.len()));
-        }
-        sql.push('(');
-        sql.push_str(&marks.join(", "));
-        sql.push(')');
-    };
+    let mut conditions = Vec::new();
     if let Some(id) = query.source_id {
-        sql.push_str(&format!(" AND r.source_id = {id}"));
+        conditions.push(format!("r.source_id = {id}"));
     }
     if !f.orgs.is_empty() {
-        sql.push_str(" AND r.organization_id COLLATE NOCASE IN ");
-        list(&mut sql, &mut f.orgs.iter().cloned());
+        conditions.push(format!(
+            "r.organization_id COLLATE NOCASE IN {}",
+            sql.list(f.orgs.iter().cloned())
+        ));
     }
     for (column, set) in [
         ("conversation_id", &f.conversations),
         ("recording_id", &f.recordings),
     ] {
-        if !set.is_empty() && set.len() <= MAX_SQL_LIST {
-            sql.push_str(&format!(" AND r.{column} COLLATE NOCASE IN "));
-            list(&mut sql, &mut set.iter().cloned());
+        if set.is_empty() {
+            continue;
+        }
+        if set.len() > MAX_SQL_LIST {
+            if mode == Mode::Exact {
+                return None;
+            }
+            continue;
+        }
+        conditions.push(format!(
+            "r.{column} COLLATE NOCASE IN {}",
+            sql.list(set.iter().cloned())
+        ));
+    }
+    if let Some(w) = &f.wanted {
+        if mode == Mode::Exact || w.ids.len() + w.keys.len() > MAX_SQL_LIST {
+            if mode == Mode::Exact {
+                return None;
+            }
+        } else {
+            let ids = sql.list(w.ids.iter().cloned());
+            let ids_again = sql.list(w.ids.iter().cloned());
+            let keys = sql.list(w.keys.iter().cloned());
+            conditions.push(format!(
+                "(r.recording_id COLLATE NOCASE IN {ids} OR r.conversation_id COLLATE NOCASE IN {ids_again} \
+                 OR EXISTS (SELECT 1 FROM objects o WHERE o.recording = r.id AND o.key IN {keys}))"
+            ));
         }
     }
-    if let Some(w) = &f.wanted
-        && w.ids.len() + w.keys.len() <= MAX_SQL_LIST
-    {
-        sql.push_str(" AND (r.recording_id COLLATE NOCASE IN ");
-        list(&mut sql, &mut w.ids.iter().cloned());
-        sql.push_str(" OR r.conversation_id COLLATE NOCASE IN ");
-        list(&mut sql, &mut w.ids.iter().cloned());
-        sql.push_str(" OR EXISTS (SELECT 1 FROM objects o WHERE o.recording = r.id AND o.key IN ");
-        list(&mut sql, &mut w.keys.iter().cloned());
-        sql.push_str("))");
+    if f.shard.is_some() && mode == Mode::Exact {
+        return None;
     }
     if let Some(from) = f.range.from {
-        sql.push_str(&format!(" AND r.hour > {}", from.timestamp() - 3600));
+        conditions.push(format!("r.hour > {}", from.timestamp() - 3600));
     }
     if let Some(to) = f.range.to {
-        sql.push_str(&format!(" AND r.hour < {}", to.timestamp()));
+        conditions.push(format!("r.hour < {}", to.timestamp()));
     }
-    if f.has_field_filters() {
-        // Recordings without a usable sidecar are answered too: the verdict reports them
-        // as unchecked, exactly as a live listing does.
-        let mut fields: Vec<String> = Vec::new();
-        for (table, column, wanted) in [
-            ("recording_users", "user_id", &f.users),
-            ("recording_queues", "queue_id", &f.queues),
-            ("recording_wrapup_codes", "wrapup_code", &f.wrapup_codes),
-        ] {
-            if !wanted.is_empty() {
-                let mut s = format!(
-                    "EXISTS (SELECT 1 FROM {table} t WHERE t.recording = r.id AND t.{column} IN "
-                );
-                list(&mut s, &mut wanted.iter().cloned());
-                s.push(')');
-                fields.push(s);
-            }
+    Some(conditions)
+}
+
+/// The conditions on sidecar fields, for a recording with a valid sidecar (exactly
+/// [`RecordingFilter`]'s field checks in exact mode, or `None` if one cannot be).
+fn fields(f: &RecordingFilter, sql: &mut Sql, mode: Mode) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for (table, column, wanted) in [
+        ("recording_users", "user_id", &f.users),
+        ("recording_queues", "queue_id", &f.queues),
+        ("recording_wrapup_codes", "wrapup_code", &f.wrapup_codes),
+    ] {
+        if !wanted.is_empty() {
+            out.push(format!(
+                "r.id IN (SELECT t.recording FROM {table} t WHERE t.{column} IN {})",
+                sql.list(wanted.iter().cloned())
+            ));
         }
-        for (column, wanted) in [
-            ("media_type", &f.media_types),
-            ("initial_direction", &f.directions),
-            ("message_type", &f.message_types),
-            ("provider", &f.providers),
-        ] {
-            if !wanted.is_empty() {
-                let mut s = format!("r.{column} IN ");
-                list(&mut s, &mut wanted.iter().cloned());
-                fields.push(s);
-            }
+    }
+    for (column, wanted) in [
+        ("media_type", &f.media_types),
+        ("initial_direction", &f.directions),
+        ("message_type", &f.message_types),
+        ("provider", &f.providers),
+    ] {
+        if !wanted.is_empty() {
+            out.push(format!(
+                "r.{column} IN {}",
+                sql.list(wanted.iter().cloned())
+            ));
         }
-        if let Some(min) = f.min_duration_ms {
-            fields.push(format!("r.duration_ms >= {}", crate::index::clamp(min)));
+    }
+    if !f.languages.is_empty() && mode == Mode::Exact {
+        // A comma-separated list in one field: left to the verdict.
+        return None;
+    }
+    if let Some(min) = f.min_duration_ms {
+        out.push(format!("r.duration_ms >= {}", crate::index::clamp(min)));
+    }
+    if let Some(max) = f.max_duration_ms {
+        out.push(format!("r.duration_ms <= {}", crate::index::clamp(max)));
+    }
+    for (kind, queries) in [("ani", &f.anis), ("dnis", &f.dnis)] {
+        if queries.is_empty() {
+            continue;
         }
-        if let Some(max) = f.max_duration_ms {
-            fields.push(format!("r.duration_ms <= {}", crate::index::clamp(max)));
-        }
-        for (kind, queries) in [("ani", &f.anis), ("dnis", &f.dnis)] {
-            if queries.is_empty() {
-                continue;
-            }
-            // Only numbers compared by digits narrow by the index; a SIP address query is
-            // left to the verdict.
-            let reversed: Option<Vec<String>> = queries
-                .iter()
-                .map(|q| phone_digits(q).map(|d| d.chars().rev().collect()))
-                .collect();
-            let Some(reversed) = reversed else { continue };
-            let mut ranges = Vec::new();
-            for r in reversed {
-                values.push(Value::Text(r.clone()));
-                let lo = values.len();
-                values.push(Value::Text(format!("{r}:")));
-                let hi = values.len();
-                ranges.push(format!(
-                    "(n.digits_reversed >= ?{lo} AND n.digits_reversed < ?{hi})"
+        let mut any = Vec::new();
+        for q in queries {
+            // A SIP address compares as text: only the verdict can judge it.
+            let Some(digits) = phone_digits(q) else {
+                if mode == Mode::Exact {
+                    return None;
+                }
+                any.clear();
+                break;
+            };
+            let reversed: String = digits.chars().rev().collect();
+            // `phone_matches`: the same digits, or (when the query allows it) a suffix.
+            if !phone_suffix_allowed(q) && mode == Mode::Exact {
+                let v = sql.one(reversed);
+                any.push(format!("n.digits_reversed = {v}"));
+            } else {
+                let lo = sql.one(reversed.clone());
+                let hi = sql.one(format!("{reversed}:"));
+                any.push(format!(
+                    "(n.digits_reversed >= {lo} AND n.digits_reversed < {hi})"
                 ));
             }
-            fields.push(format!(
-                "EXISTS (SELECT 1 FROM recording_numbers n WHERE n.recording = r.id AND n.kind = '{kind}' AND ({}))",
-                ranges.join(" OR ")
-            ));
         }
-        if !fields.is_empty() {
-            sql.push_str(&format!(
-                " AND (r.sidecar_state <> {SIDECAR_VALID} OR ({}))",
-                fields.join(" AND ")
-            ));
+        if any.is_empty() {
+            continue;
         }
+        out.push(format!(
+            "r.id IN (SELECT n.recording FROM recording_numbers n WHERE n.kind = '{kind}' AND ({}))",
+            any.join(" OR ")
+        ));
     }
-    let time = "coalesce(r.conversation_start, r.hour * 1000)";
-    sql.push_str(&match query.sort {
-        Sort::Time => {
-            format!(" ORDER BY {time}, r.organization_id, r.folder, r.recording_id, r.id")
+    Some(out)
+}
+
+/// The SQL and its parameters for a query's candidates.
+///
+/// With field filters, the candidates are two sets: recordings with a valid sidecar whose
+/// indexed fields match — found from the field indexes (`r.id IN (…)` lets SQLite start
+/// from them) — and recordings without a usable sidecar, which the verdict reports as
+/// unchecked, exactly as a live listing does.
+fn candidates(query: &Query) -> (String, Vec<Value>) {
+    let f = &query.filter;
+    let mut sql = Sql::default();
+    let location = location(query, &mut sql, Mode::Candidates).unwrap_or_default();
+    let fields = if f.has_field_filters() {
+        fields(f, &mut sql, Mode::Candidates).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let select = |extra: &[String]| {
+        let mut text = String::from(
+            "SELECT r.id, r.organization_id, r.conversation_id, r.recording_id, r.folder, r.hour,
+                    r.sidecar_state, r.problem_kind, r.problem_detail, r.sidecar_json,
+                    coalesce(r.conversation_start, r.hour * 1000) AS t, r.duration_ms AS d
+             FROM recordings r WHERE 1 = 1",
+        );
+        for c in location.iter().chain(extra) {
+            text.push_str(" AND ");
+            text.push_str(c);
         }
-        Sort::Duration => format!(
-            " ORDER BY r.duration_ms, {time}, r.organization_id, r.folder, r.recording_id, r.id"
-        ),
+        text
+    };
+    let mut text = if fields.is_empty() {
+        select(&[])
+    } else {
+        let mut valid = vec![format!("r.sidecar_state = {SIDECAR_VALID}")];
+        valid.extend(fields);
+        format!(
+            "{} UNION ALL {}",
+            select(&valid),
+            select(&[format!("r.sidecar_state <> {SIDECAR_VALID}")])
+        )
+    };
+    text.push_str(match query.sort {
+        Sort::Time => " ORDER BY t, organization_id, folder, recording_id, id",
+        Sort::Duration => " ORDER BY d, t, organization_id, folder, recording_id, id",
     });
-    (sql, values)
+    (text, sql.values)
+}
+
+/// (matches, unchecked) counted by SQL alone, when every condition of the query can be
+/// said exactly in SQL (no shard, no recordings file, no language or SIP-address
+/// filter); `None` otherwise. Exactly what [`count`] finds, in milliseconds rather than
+/// a pass over every answer (the property test holds the two together).
+pub fn count_exact(path: &Path, query: &Query) -> Result<Option<(u64, u64)>, CatalogError> {
+    let f = &query.filter;
+    let mut sql = Sql::default();
+    let Some(location) = location(query, &mut sql, Mode::Exact) else {
+        return Ok(None);
+    };
+    let Some(fields) = fields(f, &mut sql, Mode::Exact) else {
+        return Ok(None);
+    };
+    let (from_s, to_s) = (
+        f.range.from.map(|t| t.timestamp()),
+        f.range.to.map(|t| t.timestamp()),
+    );
+    let covered = match (from_s, to_s) {
+        (None, None) => "1".to_owned(),
+        (Some(a), None) => format!("r.hour >= {a}"),
+        (None, Some(b)) => format!("r.hour + 3600 <= {b}"),
+        (Some(a), Some(b)) => format!("(r.hour >= {a} AND r.hour + 3600 <= {b})"),
+    };
+    let started_in = match (f.range.from, f.range.to) {
+        (None, None) => "1".to_owned(),
+        (Some(a), None) => format!("r.conversation_start >= {}", a.timestamp_millis()),
+        (None, Some(b)) => format!("r.conversation_start < {}", b.timestamp_millis()),
+        (Some(a), Some(b)) => format!(
+            "(r.conversation_start >= {} AND r.conversation_start < {})",
+            a.timestamp_millis(),
+            b.timestamp_millis()
+        ),
+    };
+    let has_fields = f.has_field_filters();
+    let mut matched = location.clone();
+    if has_fields {
+        matched.push(format!("r.sidecar_state = {SIDECAR_VALID}"));
+        matched.push(format!("({covered} OR {started_in})"));
+        matched.extend(fields);
+    } else {
+        matched.push(format!(
+            "({covered} OR (r.sidecar_state = {SIDECAR_VALID} AND {started_in}))"
+        ));
+    }
+    let mut unchecked = location;
+    unchecked.push(format!("r.sidecar_state <> {SIDECAR_VALID}"));
+    if !has_fields {
+        unchecked.push(format!("NOT {covered}"));
+    }
+    let count = |conditions: &[String]| {
+        let mut text = String::from("SELECT count(*) FROM recordings r WHERE 1 = 1");
+        for c in conditions {
+            text.push_str(" AND ");
+            text.push_str(c);
+        }
+        text
+    };
+    let text = format!("SELECT ({}), ({})", count(&matched), count(&unchecked));
+    let catalog = Catalog::open(path)?;
+    let (m, u): (i64, i64) = catalog
+        .conn()
+        .query_row(&text, rusqlite::params_from_iter(sql.values), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(sqlite(path))?;
+    Ok(Some((m.max(0) as u64, u.max(0) as u64)))
 }
 
 /// The recordings that answer `query`, as a live scan would yield them (matches as

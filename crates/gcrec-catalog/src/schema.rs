@@ -79,7 +79,6 @@ CREATE TABLE objects (
     kms_key_id    TEXT,
     PRIMARY KEY (recording, role, seq)
 ) WITHOUT ROWID;
-CREATE INDEX objects_key ON objects (key);
 CREATE TABLE recording_users (
     user_id   TEXT NOT NULL COLLATE NOCASE,
     recording INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,

@@ -235,6 +235,12 @@ proptest! {
             (live(f.source.clone(), &filter).await, from_catalog(&f.path, &filter).await)
         });
         let (live, catalog) = (answers(live), answers(catalog));
+        // Counting in SQL alone, where the query allows it, finds the same numbers.
+        let query = Query { filter: filter.clone(), ..Query::default() };
+        if let Some(counted) = crate::query::count_exact(&f.path, &query).unwrap() {
+            let matched = catalog.iter().filter(|(m, _, _)| *m).count() as u64;
+            prop_assert_eq!(counted, (matched, catalog.len() as u64 - matched), "filter {:?}", filter);
+        }
         prop_assert_eq!(live.len(), catalog.len(), "filter {:?}", filter);
         for (a, b) in live.iter().zip(&catalog) {
             prop_assert_eq!(a, b, "filter {:?}", filter);
@@ -257,6 +263,21 @@ fn the_unfiltered_catalog_holds_every_recording_orphan_and_invalid_sidecar() {
     assert_eq!(catalog.len(), f.export.recordings.len());
     assert!(catalog.iter().any(|(_, _, r)| r.orphan().is_some()));
     assert!(catalog.iter().any(|(_, _, r)| r.metadata_error().is_some()));
+    let all = f.export.recordings.len() as u64;
+    assert_eq!(
+        crate::query::count_exact(&f.path, &Query::default()).unwrap(),
+        Some((all, 0))
+    );
+    let calls = Query {
+        filter: RecordingFilter {
+            media_types: vec!["call".into()],
+            ..RecordingFilter::default()
+        },
+        ..Query::default()
+    };
+    let exact = crate::query::count_exact(&f.path, &calls).unwrap().unwrap();
+    assert_eq!(exact, crate::query::count(&f.path, &calls).unwrap());
+    assert!(exact.0 > 0 && exact.1 > 0, "{exact:?}");
     let stats = crate::stats::stats(&f.path).unwrap();
     assert_eq!(stats.recordings, f.export.recordings.len() as u64);
     assert!(stats.orphans_no_media > 0 && stats.orphans_no_sidecar > 0);

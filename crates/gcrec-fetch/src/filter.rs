@@ -300,7 +300,13 @@ pub fn phone_matches(query: &str, value: &str) -> bool {
     let (Some(qd), Some(vd)) = (phone_digits(query), phone_digits(value)) else {
         return false;
     };
-    qd == vd || (!q.starts_with('+') && qd.len() >= 7 && vd.ends_with(&qd))
+    qd == vd || (phone_suffix_allowed(query) && vd.ends_with(&qd))
+}
+
+/// Whether a number query also matches numbers that end with its digits (a national
+/// number finding its international form): no leading `+`, and at least 7 digits.
+pub fn phone_suffix_allowed(query: &str) -> bool {
+    !strip_scheme(query).starts_with('+') && phone_digits(query).is_some_and(|d| d.len() >= 7)
 }
 
 /// A number without its `tel:`/`sip:`/`sips:` scheme.

@@ -21,6 +21,7 @@
 
 pub mod bag;
 pub mod body;
+pub mod concurrency;
 pub mod doctor;
 pub mod error;
 pub mod files;

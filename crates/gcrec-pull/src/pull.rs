@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::bag::{self, BagRun};
+use crate::concurrency::{Jobs, JobsReport, Limiter};
 use crate::error::{PullError, WorkList};
 use crate::lock::{DirLock, LockError};
 use crate::manifest::{self, Entry, Index, Line, OutputFile, Status};
@@ -78,8 +79,8 @@ pub struct PullOptions {
     pub dry_run: bool,
     /// Also pull recordings the field filters could not be checked on.
     pub include_unchecked: bool,
-    /// Recordings processed at once.
-    pub jobs: usize,
+    /// Recordings processed at once: a fixed number, or adapting to the store.
+    pub jobs: Jobs,
     /// What to list and which recordings to keep.
     pub scan: ScanOptions,
     /// The local directory the source reads, when it is one: the output may not overlap
@@ -248,6 +249,8 @@ pub struct PullReport {
     pub bag: Option<PathBuf>,
     /// The requests made to the source.
     pub requests: CallCounts,
+    /// What the concurrency limit did.
+    pub jobs: JobsReport,
 }
 
 /// Two objects of one run must never share a destination. In the mirror layout distinct
@@ -730,6 +733,7 @@ impl PullPlan {
             pinned,
         });
         let listing_failure: Mutex<Option<String>> = Mutex::default();
+        let limiter = Arc::new(Limiter::new(options.jobs));
         let work = ReceiverStream::new(rx)
             .take_until(cancel.clone().cancelled_owned())
             .filter_map(|item| {
@@ -742,8 +746,14 @@ impl PullPlan {
                 };
                 async move { item }
             })
-            .map(|r| run.clone().recording(r))
-            .buffer_unordered(options.jobs.max(1));
+            .map(|r| {
+                let (run, limiter) = (run.clone(), limiter.clone());
+                async move {
+                    let _permit = limiter.acquire().await;
+                    run.recording(r).await
+                }
+            })
+            .buffer_unordered(options.jobs.ceiling());
         let mut work = std::pin::pin!(work);
 
         let mut totals = Totals::default();
@@ -761,6 +771,7 @@ impl PullPlan {
             let Some(Done { entries, outcome }) = done else {
                 break;
             };
+            limiter.finished(source.retries());
             for e in entries {
                 let failed = e.status == Some(Status::Failed);
                 if failed && e.cancelled {
@@ -840,6 +851,7 @@ impl PullPlan {
             "shard": options.scan.filter.shard.map(|s| format!("{}/{}", s.index, s.count)),
             "counts": totals,
             "requests": {"list": requests.list, "head": requests.head, "get": requests.get},
+            "jobs": limiter.report(),
             "peak_rss_bytes": peak_rss(),
         });
         let manifest_path = self.writer.as_ref().map(|w| w.path().to_owned());
@@ -888,6 +900,7 @@ impl PullPlan {
             manifest: manifest_path,
             bag: bag_written,
             requests: self.source.counts(),
+            jobs: limiter.report(),
         })
     }
 }

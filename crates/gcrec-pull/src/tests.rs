@@ -92,7 +92,7 @@ fn options(out: &Path) -> PullOptions {
         verify_existing: false,
         dry_run: false,
         include_unchecked: false,
-        jobs: 8,
+        jobs: crate::concurrency::Jobs::Fixed(8),
         scan: ScanOptions::default(),
         source_dir: None,
         command_line: vec!["test".into()],

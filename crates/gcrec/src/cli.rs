@@ -7,6 +7,18 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 /// The commands whose options can also be set from the environment.
 const ENV_COMMANDS: [&str; 5] = ["ls", "pull", "hold", "doctor", "index"];
 
+/// `--jobs N|auto`.
+fn parse_jobs(value: &str) -> Result<gcrec_pull::concurrency::Jobs, String> {
+    use gcrec_pull::concurrency::{AUTO_MAX, Jobs};
+    if value.eq_ignore_ascii_case("auto") {
+        return Ok(Jobs::Auto { max: AUTO_MAX });
+    }
+    match value.parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(Jobs::Fixed(n)),
+        _ => Err(format!("{value:?}: give a number from 1 to 1024, or auto")),
+    }
+}
+
 /// The environment variable for an option: `--max-sidecar-bytes` → `GCREC_MAX_SIDECAR_BYTES`.
 pub fn env_name(long: &str) -> String {
     format!("GCREC_{}", long.to_ascii_uppercase().replace('-', "_"))
@@ -352,11 +364,12 @@ pub struct PullArgs {
     /// The organization producing the bag (bag-info Source-Organization).
     #[arg(long, value_name = "NAME", default_value = "unspecified")]
     pub organization: String,
-    /// Recordings processed at once. Small objects are latency-bound: throughput keeps
-    /// rising to about 32 in flight (docs/BENCHMARKS.md); memory is bounded by
+    /// Recordings processed at once (1–1024), or `auto`: start at 16, double while the
+    /// store keeps up, halve when it pushes back (503 SlowDown, 5xx, timeouts), up to
+    /// 256 — for far or throttled stores (docs/BENCHMARKS.md). Memory is bounded by
     /// --max-buffer, not by this.
-    #[arg(short = 'j', long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub jobs: u16,
+    #[arg(short = 'j', long, default_value = "32", value_name = "N|auto", value_parser = parse_jobs)]
+    pub jobs: gcrec_pull::concurrency::Jobs,
     /// How output files are named.
     #[arg(long, value_enum, default_value_t = OutputLayout::Mirror)]
     pub layout: OutputLayout,

@@ -84,6 +84,10 @@ impl<S: ObjectSource> ObjectSource for CountingSource<S> {
         self.inner.region()
     }
 
+    fn retries(&self) -> u64 {
+        self.inner.retries()
+    }
+
     async fn list(&self, request: &ListRequest) -> Result<ListPage, SourceError> {
         self.list.fetch_add(1, Ordering::Relaxed);
         self.listed

@@ -526,6 +526,12 @@ pub trait ObjectSource: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Requests retried so far (throttling, 5xx, timeouts, broken bodies): the signal an
+    /// adaptive caller backs off on. `0` for a source that never retries.
+    fn retries(&self) -> u64 {
+        0
+    }
+
     /// The legal hold on one version of an object (`false` when none was ever set).
     async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
         let _ = (key, version_id);
@@ -570,6 +576,9 @@ impl<S: ObjectSource + ?Sized> ObjectSource for Arc<S> {
     }
     fn region(&self) -> Option<String> {
         (**self).region()
+    }
+    fn retries(&self) -> u64 {
+        (**self).retries()
     }
     async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
         (**self).legal_hold(key, version_id).await

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -61,8 +62,14 @@ impl RetryPolicy {
         cap.mul_f64(rand::thread_rng().r#gen::<f64>())
     }
 
-    /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
-    async fn run<T, F, Fut>(&self, key: &str, mut op: F) -> Result<T, SourceError>
+    /// Runs `op` until it succeeds, fails for good, or runs out of attempts, counting
+    /// each retry in `retries`.
+    async fn run<T, F, Fut>(
+        &self,
+        retries: &AtomicU64,
+        key: &str,
+        mut op: F,
+    ) -> Result<T, SourceError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SourceError>>,
@@ -84,6 +91,7 @@ impl RetryPolicy {
                         return Err(gave_up(key, attempt, e));
                     }
                     tracing::debug!(key, attempt, error = %e, "retrying");
+                    retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(self.delay(attempt)).await;
                 }
                 other => return other,
@@ -105,6 +113,7 @@ fn gave_up(key: &str, attempts: u32, last: SourceError) -> SourceError {
 pub struct RetryingSource<S> {
     inner: Arc<S>,
     policy: RetryPolicy,
+    retries: Arc<AtomicU64>,
 }
 
 impl<S> RetryingSource<S> {
@@ -113,6 +122,7 @@ impl<S> RetryingSource<S> {
         Self {
             inner: Arc::new(inner),
             policy,
+            retries: Arc::default(),
         }
     }
 }
@@ -121,6 +131,7 @@ impl<S> RetryingSource<S> {
 struct Resume<S> {
     inner: Arc<S>,
     policy: RetryPolicy,
+    retries: Arc<AtomicU64>,
     key: String,
     pinned: GetRequest,
     stream: futures::stream::BoxStream<'static, Result<bytes::Bytes, SourceError>>,
@@ -197,6 +208,7 @@ impl<S: ObjectSource + 'static> Resume<S> {
                 return Some(Err(failure));
             }
             self.resumes += 1;
+            self.retries.fetch_add(1, Ordering::Relaxed);
             if self.resumes >= self.policy.max_attempts {
                 self.done = true;
                 return Some(Err(gave_up(&self.key, self.resumes, failure)));
@@ -211,7 +223,7 @@ impl<S: ObjectSource + 'static> Resume<S> {
             let key = self.key.clone();
             match self
                 .policy
-                .run(&self.key, || inner.get(&key, &request))
+                .run(&self.retries, &self.key, || inner.get(&key, &request))
                 .await
             {
                 Ok(body) => {
@@ -237,25 +249,33 @@ impl<S: ObjectSource + 'static> ObjectSource for RetryingSource<S> {
         self.inner.region()
     }
 
+    fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed) + self.inner.retries()
+    }
+
     async fn list(&self, request: &ListRequest) -> Result<ListPage, SourceError> {
         self.policy
-            .run(&request.prefix, || self.inner.list(request))
+            .run(&self.retries, &request.prefix, || self.inner.list(request))
             .await
     }
 
     async fn head(&self, key: &str, request: &GetRequest) -> Result<ObjectInfo, SourceError> {
-        self.policy.run(key, || self.inner.head(key, request)).await
+        self.policy
+            .run(&self.retries, key, || self.inner.head(key, request))
+            .await
     }
 
     async fn object_lock_enabled(&self) -> Result<bool, SourceError> {
         self.policy
-            .run("", || self.inner.object_lock_enabled())
+            .run(&self.retries, "", || self.inner.object_lock_enabled())
             .await
     }
 
     async fn legal_hold(&self, key: &str, version_id: Option<&str>) -> Result<bool, SourceError> {
         self.policy
-            .run(key, || self.inner.legal_hold(key, version_id))
+            .run(&self.retries, key, || {
+                self.inner.legal_hold(key, version_id)
+            })
             .await
     }
 
@@ -268,14 +288,16 @@ impl<S: ObjectSource + 'static> ObjectSource for RetryingSource<S> {
         // Idempotent: setting a hold to the same status twice is harmless, so a retry
         // after an answer that was lost is safe.
         self.policy
-            .run(key, || self.inner.set_legal_hold(key, version_id, on))
+            .run(&self.retries, key, || {
+                self.inner.set_legal_hold(key, version_id, on)
+            })
             .await
     }
 
     async fn get(&self, key: &str, request: &GetRequest) -> Result<ObjectBody, SourceError> {
         let first = self
             .policy
-            .run(key, || self.inner.get(key, request))
+            .run(&self.retries, key, || self.inner.get(key, request))
             .await?;
         // Later parts must come from the very object the first response described.
         let pinned = GetRequest {
@@ -289,6 +311,7 @@ impl<S: ObjectSource + 'static> ObjectSource for RetryingSource<S> {
         let state = Resume {
             inner: self.inner.clone(),
             policy: self.policy,
+            retries: self.retries.clone(),
             key: key.to_owned(),
             pinned,
             stream: first.stream,

@@ -32,6 +32,36 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
         .map(|c| format!("the catalog {}", c.display()))
         .or_else(|| args.source.clone())
         .unwrap_or_default();
+    // A count the catalog can make in SQL alone needs no pass over the answers.
+    if args.count
+        && let Some((path, source_id)) = &resolved.catalog
+    {
+        let query = gcrec_catalog::query::Query {
+            filter: filter.clone(),
+            sort,
+            source_id: *source_id,
+        };
+        if let Some((matches, unchecked)) = gcrec_catalog::query::count_exact(path, &query)? {
+            let mut out = Out::stdout();
+            out.line(&matches.to_string())?;
+            out.flush()?;
+            if !global.quiet {
+                diagnostic(
+                    "summary",
+                    &format!("{matches} recordings (counted in the catalog)"),
+                );
+                if unchecked > 0 && !args.include_unchecked {
+                    diagnostic(
+                        "summary",
+                        &format!(
+                            "warning: {unchecked} recordings could not be checked against the field filters (missing or invalid sidecar) and are not counted; --include-unchecked lists them"
+                        ),
+                    );
+                }
+            }
+            return Ok(Outcome::Success);
+        }
+    }
     let mut counting = None;
     let mut events = match resolved.recordings(&filter, sort)? {
         Some(answer) => answer,

@@ -157,7 +157,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         verify_existing: args.verify_existing,
         dry_run: args.dry_run,
         include_unchecked: args.include_unchecked,
-        jobs: usize::from(args.jobs),
+        jobs: args.jobs,
         scan: ScanOptions {
             base_prefix: opened.base_prefix,
             filter,
@@ -325,6 +325,15 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
                     .unwrap_or_default(),
             ),
         );
+        if report.jobs.auto && global.verbose > 0 {
+            crate::output::diagnostic(
+                "jobs",
+                &format!(
+                    "jobs auto: {} at the end (highest {}), backed off {} time(s) on retries",
+                    report.jobs.last, report.jobs.highest, report.jobs.backoffs
+                ),
+            );
+        }
         if report.interrupted {
             eprintln!("interrupted: re-run the same command to resume");
         }

@@ -1,0 +1,236 @@
+//! How many recordings a pull works on at once: a fixed number, or a limit that adapts.
+//!
+//! Small objects are latency-bound: at 80 ms a request, 32 in flight is 400 requests a
+//! second whatever the bandwidth. The adaptive limit ([`Jobs::Auto`]) starts at
+//! [`AUTO_START`], doubles after each round of completions while the store has never
+//! pushed back (slow start), then grows by one a round; whenever the store has made
+//! requests be retried since the last look (503 SlowDown, 5xx, timeouts, broken bodies),
+//! it halves — at most once per [`BACKOFF_COOLDOWN`], never below [`AUTO_MIN`] — and
+//! grows by one a round afterwards. Memory stays bounded by the byte budget whatever the
+//! limit, so the ceiling only bounds open connections.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The adaptive limit's first value.
+pub const AUTO_START: usize = 16;
+/// The adaptive limit's floor.
+pub const AUTO_MIN: usize = 4;
+/// The adaptive limit's default ceiling.
+pub const AUTO_MAX: usize = 256;
+/// The shortest time between two back-offs (one burst of retries halves once).
+pub const BACKOFF_COOLDOWN: Duration = Duration::from_millis(500);
+
+/// Recordings worked on at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jobs {
+    /// Exactly this many.
+    Fixed(usize),
+    /// Adapting to the store, up to this many.
+    Auto {
+        /// The ceiling.
+        max: usize,
+    },
+}
+
+impl Jobs {
+    /// The most recordings ever in flight.
+    pub fn ceiling(&self) -> usize {
+        match self {
+            Jobs::Fixed(n) => (*n).max(1),
+            Jobs::Auto { max } => (*max).max(AUTO_MIN),
+        }
+    }
+}
+
+/// What the adaptive limit did, for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JobsReport {
+    /// Whether the limit adapted.
+    pub auto: bool,
+    /// The limit at the end.
+    pub last: usize,
+    /// The highest it reached.
+    pub highest: usize,
+    /// How many times it backed off.
+    pub backoffs: u64,
+}
+
+/// The limit: permits of a semaphore, adjusted as recordings finish.
+#[derive(Debug)]
+pub struct Limiter {
+    permits: Arc<Semaphore>,
+    state: std::sync::Mutex<State>,
+    retries: AtomicU64,
+}
+
+#[derive(Debug)]
+struct State {
+    auto: bool,
+    limit: usize,
+    max: usize,
+    /// Completions since the limit last changed.
+    round: usize,
+    /// No back-off yet: grow by doubling.
+    slow_start: bool,
+    /// Permits a back-off still has to take back (they were in use).
+    debt: usize,
+    last_backoff: Option<Instant>,
+    report: JobsReport,
+}
+
+impl Limiter {
+    /// A limiter for `jobs`.
+    pub fn new(jobs: Jobs) -> Self {
+        let (auto, limit, max) = match jobs {
+            Jobs::Fixed(n) => (false, n.max(1), n.max(1)),
+            Jobs::Auto { max } => {
+                let max = max.max(AUTO_MIN);
+                (true, AUTO_START.min(max), max)
+            }
+        };
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            state: std::sync::Mutex::new(State {
+                auto,
+                limit,
+                max,
+                round: 0,
+                slow_start: true,
+                debt: 0,
+                last_backoff: None,
+                report: JobsReport {
+                    auto,
+                    last: limit,
+                    highest: limit,
+                    backoffs: 0,
+                },
+            }),
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for room for one more recording.
+    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().acquire_owned().await.ok()
+    }
+
+    /// One recording finished (its permit already returned); `retries` is the source's
+    /// retry count now.
+    pub fn finished(&self, retries: u64) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.auto {
+            return;
+        }
+        // Permits owed from a back-off are taken as they come back.
+        if s.debt > 0 {
+            s.debt -= self.permits.forget_permits(s.debt);
+        }
+        let before = self.retries.swap(retries, Ordering::Relaxed);
+        if retries > before {
+            let cooled = s
+                .last_backoff
+                .is_none_or(|t| t.elapsed() >= BACKOFF_COOLDOWN);
+            if cooled && s.limit > AUTO_MIN {
+                let lower = (s.limit / 2).max(AUTO_MIN);
+                s.debt += s.limit - lower;
+                s.debt -= self.permits.forget_permits(s.debt);
+                s.limit = lower;
+                s.slow_start = false;
+                s.last_backoff = Some(Instant::now());
+                s.round = 0;
+                s.report.backoffs += 1;
+                s.report.last = lower;
+            }
+            return;
+        }
+        s.round += 1;
+        if s.round >= s.limit && s.limit < s.max {
+            let grown = if s.slow_start {
+                (s.limit * 2).min(s.max)
+            } else {
+                s.limit + 1
+            };
+            let add = grown - s.limit;
+            let cancelled = add.min(s.debt);
+            s.debt -= cancelled;
+            self.permits.add_permits(add - cancelled);
+            s.limit = grown;
+            s.round = 0;
+            s.report.last = grown;
+            s.report.highest = s.report.highest.max(grown);
+        }
+    }
+
+    /// What the limit did.
+    pub fn report(&self) -> JobsReport {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_limit_doubles_until_the_store_pushes_back_then_halves_and_creeps_up() {
+        let l = Limiter::new(Jobs::Auto { max: 100 });
+        assert_eq!(l.report().last, AUTO_START);
+        for _ in 0..AUTO_START {
+            l.finished(0);
+        }
+        assert_eq!(l.report().last, 32, "slow start doubles");
+        // Retries: halve once, not again within the cool-down.
+        l.finished(3);
+        l.finished(9);
+        let r = l.report();
+        assert_eq!((r.last, r.backoffs, r.highest), (16, 1, 32));
+        // All permits come back to exactly the new limit.
+        assert_eq!(l.permits.available_permits(), 16);
+        // Then one more per round.
+        for _ in 0..16 {
+            l.finished(9);
+        }
+        assert_eq!(l.report().last, 17);
+        assert_eq!(l.permits.available_permits(), 17);
+    }
+
+    #[tokio::test]
+    async fn a_back_off_takes_back_permits_in_use_as_they_return() {
+        let l = Limiter::new(Jobs::Auto { max: 64 });
+        let held: Vec<_> = futures::future::join_all((0..16).map(|_| l.acquire())).await;
+        assert_eq!(l.permits.available_permits(), 0);
+        l.finished(1);
+        assert_eq!(l.report().last, 8);
+        drop(held);
+        l.finished(1);
+        assert_eq!(l.permits.available_permits(), 8, "the limit, no more");
+    }
+
+    #[tokio::test]
+    async fn a_fixed_limit_never_moves_and_never_drops_below_the_floor() {
+        let l = Limiter::new(Jobs::Fixed(7));
+        for i in 0..100 {
+            l.finished(i);
+        }
+        assert_eq!(
+            l.report(),
+            JobsReport {
+                auto: false,
+                last: 7,
+                highest: 7,
+                backoffs: 0
+            }
+        );
+        let l = Limiter::new(Jobs::Auto { max: 8 });
+        for i in 0..10u64 {
+            std::thread::sleep(BACKOFF_COOLDOWN / 4);
+            l.finished(i + 1);
+        }
+        assert_eq!(l.report().last, AUTO_MIN);
+    }
+}
