@@ -741,6 +741,12 @@ impl Finish {
             .map_err(sqlite(path))?;
         }
         tx.commit().map_err(sqlite(path))?;
+        // Statistics for the query planner (sampled: a fraction of a second on millions of
+        // rows), so it knows an hour is narrower than a user of many recordings.
+        catalog
+            .conn
+            .execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")
+            .map_err(sqlite(path))?;
         let watermark = tx_watermark(&catalog, path, self.source_id)?;
         Ok((removed, watermark))
     }

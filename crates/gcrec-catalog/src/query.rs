@@ -148,16 +148,29 @@ fn location(query: &Query, sql: &mut Sql, mode: Mode) -> Option<Vec<String>> {
 /// [`RecordingFilter`]'s field checks in exact mode, or `None` if one cannot be).
 fn fields(f: &RecordingFilter, sql: &mut Sql, mode: Mode) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
+    // Where SQLite should start: from the recordings a narrow location picks (a few days,
+    // given IDs), probing each one's fields; or from the field indexes, looking each
+    // recording up by its row ID.
+    let narrow = matches!((f.range.from, f.range.to), (Some(a), Some(b)) if b - a <= chrono::Duration::days(7))
+        || !f.conversations.is_empty()
+        || !f.recordings.is_empty();
+    let member = |table: &str, alias: &str, condition: String| {
+        if narrow {
+            format!(
+                "EXISTS (SELECT 1 FROM {table} {alias} WHERE {alias}.recording = r.id AND {condition})"
+            )
+        } else {
+            format!("r.id IN (SELECT {alias}.recording FROM {table} {alias} WHERE {condition})")
+        }
+    };
     for (table, column, wanted) in [
         ("recording_users", "user_id", &f.users),
         ("recording_queues", "queue_id", &f.queues),
         ("recording_wrapup_codes", "wrapup_code", &f.wrapup_codes),
     ] {
         if !wanted.is_empty() {
-            out.push(format!(
-                "r.id IN (SELECT t.recording FROM {table} t WHERE t.{column} IN {})",
-                sql.list(wanted.iter().cloned())
-            ));
+            let values = sql.list(wanted.iter().cloned());
+            out.push(member(table, "t", format!("t.{column} IN {values}")));
         }
     }
     for (column, wanted) in [
@@ -213,9 +226,10 @@ fn fields(f: &RecordingFilter, sql: &mut Sql, mode: Mode) -> Option<Vec<String>>
         if any.is_empty() {
             continue;
         }
-        out.push(format!(
-            "r.id IN (SELECT n.recording FROM recording_numbers n WHERE n.kind = '{kind}' AND ({}))",
-            any.join(" OR ")
+        out.push(member(
+            "recording_numbers",
+            "n",
+            format!("n.kind = '{kind}' AND ({})", any.join(" OR ")),
         ));
     }
     Some(out)
