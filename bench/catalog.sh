@@ -28,6 +28,8 @@ if [ -z "${KEEP_CATALOG:-}" ]; then
   rm -f "$work/c.sqlite"*
   echo "index (first run):"; timed "$g" index "$work/src" --catalog "$work/c.sqlite"
   echo "index (again, unchanged):"; timed "$g" index "$work/src" --catalog "$work/c.sqlite"
+else
+  "$g" index "$work/src" --catalog "$work/c.sqlite" -q   # migrates an older catalog
 fi
 n=$("$g" ls --catalog "$work/c.sqlite" --count -q)
 bytes=$(stat -c %s "$work/c.sqlite")

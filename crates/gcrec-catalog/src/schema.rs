@@ -14,10 +14,12 @@ use crate::{CatalogError, sqlite};
 pub const APPLICATION_ID: i64 = 0x4743_5243;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `i` moves a catalog from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    // 1: the tables.
+    r#"
 CREATE TABLE sources (
     id          INTEGER PRIMARY KEY,
     uri         TEXT NOT NULL UNIQUE,
@@ -111,7 +113,13 @@ CREATE TABLE skipped (
     run       INTEGER NOT NULL,
     PRIMARY KEY (source_id, key)
 ) WITHOUT ROWID;
-"#];
+"#,
+    // 2: recordings without a usable sidecar, by hour — the ones a field query reports
+    // as unchecked — found without scanning the range.
+    r#"
+CREATE INDEX recordings_unusable ON recordings (hour) WHERE sidecar_state <> 1;
+"#,
+];
 
 fn read_ids(conn: &Connection, path: &Path) -> Result<(i64, i64), CatalogError> {
     let app: i64 = conn

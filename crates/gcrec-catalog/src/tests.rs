@@ -611,3 +611,48 @@ fn an_interrupted_index_keeps_what_it_committed_and_the_next_run_reads_only_the_
         export.recordings.len() as u64
     );
 }
+
+#[test]
+fn an_older_catalog_is_migrated_forward_when_indexed_and_refused_for_reading_until_then() {
+    let f = fixture().lock().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.sqlite");
+    rusqlite::Connection::open(&f.path)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [old.to_str().unwrap()])
+        .unwrap();
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("DROP INDEX recordings_unusable; PRAGMA user_version = 1;")
+        .unwrap();
+    let err = crate::Catalog::open(&old).unwrap_err().to_string();
+    assert!(
+        err.contains("schema version 1") && err.contains("gcrec index"),
+        "{err}"
+    );
+    crate::Catalog::create_or_open(&old).unwrap();
+    let catalog = crate::Catalog::open(&old).unwrap();
+    let version: i64 = catalog
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, crate::SCHEMA_VERSION);
+    let has_index: i64 = catalog
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'recordings_unusable'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(has_index, 1);
+    // A newer catalog than this build knows is refused, not guessed at.
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
+    assert!(matches!(
+        crate::Catalog::open(&old),
+        Err(crate::CatalogError::TooNew { found: 99, .. })
+    ));
+}
