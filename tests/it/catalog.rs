@@ -475,3 +475,92 @@ fn pull_from_a_catalog_lists_nothing_reads_no_sidecar_and_refuses_stale_objects(
         new_body
     );
 }
+
+#[test]
+fn hold_from_a_catalog_acts_on_exactly_the_matches_without_a_listing() {
+    let export = Export::generate(ExportSpec {
+        seed: 47,
+        days: 1,
+        hour_step: 3,
+        ..ExportSpec::default()
+    });
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = moto.s3_client();
+    rt.block_on(async {
+        client
+            .create_bucket()
+            .bucket("held")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        gcrec_testkit::servers::upload(&client, "held", export.objects()).await;
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let catalog = tmp.path().join("c.sqlite").display().to_string();
+    let run = gcrec_s3(
+        &moto.endpoint,
+        ["index", "s3://held", "--catalog", &catalog],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let user = export
+        .recordings
+        .iter()
+        .find(|r| r.has_valid_sidecar())
+        .unwrap()
+        .users[0]
+        .clone();
+    let keys = |run: &Run| -> BTreeSet<String> {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()
+            .iter()
+            .filter(|v| v["type"] == "object")
+            .map(|v| v["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let live = keys(&gcrec_s3(
+        &moto.endpoint,
+        ["hold", "s3://held", "--status", "--json", "--user", &user],
+        &[],
+    ));
+    assert!(!live.is_empty());
+    let mut proxy = FaultProxy::start(&moto.endpoint);
+    let on = gcrec_s3(
+        &proxy.endpoint,
+        [
+            "hold",
+            "--catalog",
+            &catalog,
+            "--on",
+            "--json",
+            "--user",
+            &user,
+        ],
+        &[],
+    );
+    assert_eq!(keys(&on), live);
+    assert_eq!(
+        on.summary()["changed"].as_u64().unwrap() as usize,
+        live.len()
+    );
+    assert!(
+        !proxy
+            .log()
+            .iter()
+            .any(|e| e["path"].as_str().unwrap().contains("list-type")),
+        "no listing"
+    );
+    let held: BTreeSet<String> = gcrec_s3(
+        &moto.endpoint,
+        ["hold", "s3://held", "--status", "--json"],
+        &[],
+    )
+    .json()
+    .iter()
+    .filter(|v| v["type"] == "object" && v["hold_after"] == "ON")
+    .map(|v| v["key"].as_str().unwrap().to_owned())
+    .collect();
+    assert_eq!(held, live, "exactly the matches are held");
+}
