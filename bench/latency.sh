@@ -34,7 +34,10 @@ for jobs in 32 128 auto; do
     cat "$work/t" >> "$work/times"
   done
   wall=$(sort -n "$work/times" | sed -n 2p)
-  adapt=$(tail -1 "$work/out/gcrec-manifest.jsonl" | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"]; print(f"{j[\"last\"]} ({j[\"highest\"]}), {j[\"backoffs\"]}" if j["auto"] else "-")')
+  adapt=$(tail -1 "$work/out/gcrec-manifest.jsonl" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"]
+print("{} ({}), {}".format(j["last"], j["highest"], j["backoffs"]) if j["auto"] else "-")')
   echo "| $jobs | ${wall} s | $adapt |"
 done
 n=$(grep -c '"type":"recording"' "$work/out/gcrec-manifest.jsonl")
