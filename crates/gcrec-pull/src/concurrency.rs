@@ -2,11 +2,12 @@
 //!
 //! Small objects are latency-bound: at 80 ms a request, 32 in flight is 400 requests a
 //! second whatever the bandwidth. The adaptive limit ([`Jobs::Auto`]) starts at
-//! [`AUTO_START`], doubles after each round of completions while the store has never
-//! pushed back (slow start), then grows by one a round; whenever the store has made
-//! requests be retried since the last look (503 SlowDown, 5xx, timeouts, broken bodies),
-//! it halves — at most once per [`BACKOFF_COOLDOWN`], never below [`AUTO_MIN`] — and
-//! grows by one a round afterwards. Memory stays bounded by the byte budget whatever the
+//! [`AUTO_START`] and measures each round (as many completions as the limit): while a
+//! round completes recordings at least 10 % faster than the best so far it doubles (slow
+//! start); when doubling stops paying it settles on the limit before, then grows by one a
+//! round while that still pays. Whenever the store has made requests be retried since the
+//! last look (503 SlowDown, 5xx, timeouts, broken bodies) it halves — at most once per
+//! [`BACKOFF_COOLDOWN`], never below [`AUTO_MIN`] — and grows again as rounds pay. Memory stays bounded by the byte budget whatever the
 //! limit, so the ceiling only bounds open connections.
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub const AUTO_MIN: usize = 4;
 pub const AUTO_MAX: usize = 256;
 /// The shortest time between two back-offs (one burst of retries halves once).
 pub const BACKOFF_COOLDOWN: Duration = Duration::from_millis(500);
+/// A round must complete this much faster than the best so far for the limit to grow.
+const GAIN: f64 = 1.10;
 
 /// Recordings worked on at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,12 @@ struct State {
     slow_start: bool,
     /// Permits a back-off still has to take back (they were in use).
     debt: usize,
+    /// When the current round began.
+    round_started: Instant,
+    /// The best completion rate of a round so far.
+    best_rate: f64,
+    /// The limit before the last growth.
+    previous: usize,
     last_backoff: Option<Instant>,
     report: JobsReport,
 }
@@ -102,6 +111,9 @@ impl Limiter {
                 round: 0,
                 slow_start: true,
                 debt: 0,
+                round_started: Instant::now(),
+                best_rate: 0.0,
+                previous: limit,
                 last_backoff: None,
                 report: JobsReport {
                     auto,
@@ -137,33 +149,62 @@ impl Limiter {
                 .is_none_or(|t| t.elapsed() >= BACKOFF_COOLDOWN);
             if cooled && s.limit > AUTO_MIN {
                 let lower = (s.limit / 2).max(AUTO_MIN);
-                s.debt += s.limit - lower;
-                s.debt -= self.permits.forget_permits(s.debt);
-                s.limit = lower;
+                self.set(&mut s, lower);
                 s.slow_start = false;
                 s.last_backoff = Some(Instant::now());
                 s.round = 0;
+                s.round_started = Instant::now();
+                // The rate measured before the push-back is not one to beat.
+                s.best_rate = 0.0;
                 s.report.backoffs += 1;
-                s.report.last = lower;
             }
             return;
         }
         s.round += 1;
-        if s.round >= s.limit && s.limit < s.max {
+        if s.round < s.limit {
+            return;
+        }
+        // A round: as many completions as the limit. Grow only while that raises the
+        // rate of completions (a local disk or a near store gains nothing from more).
+        let elapsed = s.round_started.elapsed().as_secs_f64().max(1e-6);
+        let rate = s.round as f64 / elapsed;
+        s.round = 0;
+        s.round_started = Instant::now();
+        let rising = rate > s.best_rate * GAIN;
+        s.best_rate = s.best_rate.max(rate);
+        if rising && s.limit < s.max {
             let grown = if s.slow_start {
                 (s.limit * 2).min(s.max)
             } else {
                 s.limit + 1
             };
-            let add = grown - s.limit;
+            s.previous = s.limit;
+            self.set(&mut s, grown);
+        } else if s.slow_start {
+            // Doubling stopped paying: settle on the limit before the last doubling,
+            // and creep from there.
+            s.slow_start = false;
+            if !rising && s.previous < s.limit {
+                let previous = s.previous;
+                self.set(&mut s, previous);
+            }
+        }
+    }
+
+    /// Moves the limit to `to`, adding permits now or owing them back.
+    fn set(&self, s: &mut State, to: usize) {
+        if to > s.limit {
+            let add = to - s.limit;
             let cancelled = add.min(s.debt);
             s.debt -= cancelled;
             self.permits.add_permits(add - cancelled);
-            s.limit = grown;
-            s.round = 0;
-            s.report.last = grown;
-            s.report.highest = s.report.highest.max(grown);
+        } else {
+            s.debt += s.limit - to;
+            s.debt -= self.permits.forget_permits(s.debt);
         }
+        s.limit = to;
+        s.report.last = to;
+        s.report.highest = s.report.highest.max(to);
     }
 
     /// What the limit did.
@@ -197,6 +238,27 @@ mod tests {
         }
         assert_eq!(l.report().last, 17);
         assert_eq!(l.permits.available_permits(), 17);
+    }
+
+    #[tokio::test]
+    async fn growth_stops_where_more_in_flight_no_longer_finishes_faster() {
+        let l = Limiter::new(Jobs::Auto { max: 256 });
+        // Each round takes as long per recording as the last: twice the recordings in
+        // flight, twice the time — nothing gained.
+        let round = |n: usize, ms: u64| {
+            std::thread::sleep(Duration::from_millis(ms));
+            for _ in 0..n {
+                l.finished(0);
+            }
+        };
+        round(16, 30);
+        assert_eq!(l.report().last, 32, "the first round always grows");
+        round(32, 60);
+        let r = l.report();
+        assert_eq!((r.last, r.highest), (16, 32), "settled back: {r:?}");
+        // A round that is clearly faster grows it again, by one.
+        round(16, 5);
+        assert_eq!(l.report().last, 17);
     }
 
     #[tokio::test]

@@ -364,11 +364,11 @@ pub struct PullArgs {
     /// The organization producing the bag (bag-info Source-Organization).
     #[arg(long, value_name = "NAME", default_value = "unspecified")]
     pub organization: String,
-    /// Recordings processed at once (1–1024), or `auto`: start at 16, double while the
-    /// store keeps up, halve when it pushes back (503 SlowDown, 5xx, timeouts), up to
-    /// 256 — for far or throttled stores (docs/BENCHMARKS.md). Memory is bounded by
-    /// --max-buffer, not by this.
-    #[arg(short = 'j', long, default_value = "32", value_name = "N|auto", value_parser = parse_jobs)]
+    /// Recordings processed at once: `auto` (start at 16, double while rounds finish
+    /// faster, halve when the store pushes back with 503 SlowDown, 5xx or timeouts, up to
+    /// 256), or a fixed number 1–1024. Far stores gain most (docs/BENCHMARKS.md). Memory
+    /// is bounded by --max-buffer, not by this.
+    #[arg(short = 'j', long, default_value = "auto", value_name = "N|auto", value_parser = parse_jobs)]
     pub jobs: gcrec_pull::concurrency::Jobs,
     /// How output files are named.
     #[arg(long, value_enum, default_value_t = OutputLayout::Mirror)]
