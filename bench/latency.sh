@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 delay=${1:-80}
+# shellcheck source=bench/tools.sh
+source bench/tools.sh
 cargo build --release -q -p gcrec -p gcrec-testkit
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/gcrec-latency.XXXXXX")
 pids=()
@@ -16,7 +18,7 @@ mkdir -p "$work/data/exports"
 target/release/gcrec-testkit generate --out "$work/data/exports" --days 21 --per-hour 2 \
   --call-bytes 32768 --screen-bytes 32768 --digital-bytes 32768 --seed 3 2>&1 | tail -1
 s3=$(free_port)
-target/tools/cargo/bin/s3s-fs --host 127.0.0.1 --port "$s3" --access-key test --secret-key test "$work/data" >/dev/null 2>&1 &
+"$tools/cargo/bin/s3s-fs" --host 127.0.0.1 --port "$s3" --access-key test --secret-key test "$work/data" >/dev/null 2>&1 &
 pids+=($!)
 proxy=$(free_port)
 python3 bench/latency_proxy.py "$proxy" "$s3" "$delay" &
@@ -40,5 +42,14 @@ j = json.load(sys.stdin)["jobs"]
 print("{} ({}), {}".format(j["last"], j["highest"], j["backoffs"]) if j["auto"] else "-")')
   echo "| $jobs | ${wall} s | $adapt |"
 done
+# s5cmd (download only, its default 256 workers), the same objects through the same proxy.
+: > "$work/times"
+for _ in 1 2 3; do
+  rm -rf "$work/s5"
+  /usr/bin/time -f "%e" -o "$work/t" "$tools/bench/bin/s5cmd" --endpoint-url "$AWS_ENDPOINT_URL" \
+    cp 's3://exports/*' "$work/s5/" >/dev/null
+  cat "$work/t" >> "$work/times"
+done
+echo "| s5cmd cp (download only, default settings) | $(sort -n "$work/times" | sed -n 2p) s | - |"
 n=$(grep -c '"type":"recording"' "$work/out/gcrec-manifest.jsonl")
 echo "($n recordings, ${delay} ms a request)"

@@ -588,7 +588,10 @@ fn a_one_gib_object_downloads_as_ranged_parts_byte_identical_in_bounded_memory()
     assert_eq!(std::fs::metadata(&got).unwrap().len(), SIZE);
     assert_eq!(sha(&got), sha(&source));
     let m = manifest(&out);
-    assert_eq!(m[key]["sha256_downloaded"].as_str().unwrap(), sha(&source));
+    assert_eq!(m[key]["sha256_plaintext"].as_str().unwrap(), sha(&source));
+    // Nothing keeps the downloaded bytes' hash here (no bag, no kept copy, no stored
+    // SHA-256 checksum): no second pass over the gigabyte.
+    assert!(m[key]["sha256_downloaded"].is_null(), "{}", m[key]);
 }
 
 /// Creates `bucket` with Object Lock enabled and puts the export in it.
@@ -925,6 +928,20 @@ fn an_evidence_bag_validates_with_bagit_py_and_an_altered_byte_fails_both_checks
         .collect();
     assert_eq!(holds[held.media_key.as_ref().unwrap()], "ON");
     assert!(holds.values().any(|h| h == "OFF"));
+    // A bag keeps the downloaded bytes' hash of every media object (custody).
+    let media: Vec<&Value> = custody["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == "ok")
+        .collect();
+    assert!(!media.is_empty());
+    assert!(
+        media.iter().all(|o| o["sha256_downloaded"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64)),
+        "{custody}"
+    );
     // The load file round-trips every sidecar field, unknown ones included.
     let mut reader = csv::Reader::from_path(bag.join("load-file.csv")).unwrap();
     let header: Vec<String> = reader

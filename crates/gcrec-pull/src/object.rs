@@ -63,6 +63,10 @@ pub struct DecryptContext {
     pub max_expansion: u64,
     /// Refuse plain (unencrypted) media.
     pub require_encryption: bool,
+    /// Hash the downloaded (encrypted) bytes too, for a record that keeps them (a bag's
+    /// custody record, a kept encrypted copy). Off, only the plaintext is hashed — unless
+    /// the store keeps a SHA-256 checksum to compare.
+    pub hash_downloaded: bool,
 }
 
 impl DecryptContext {
@@ -78,6 +82,7 @@ impl DecryptContext {
             cancel: CancellationToken::new(),
             max_expansion: DEFAULT_MAX_EXPANSION,
             require_encryption: false,
+            hash_downloaded: true,
         }
     }
 }
@@ -248,6 +253,9 @@ async fn open_object(
     let authenticated_by = format.authenticated_by();
     if authenticated_by.is_some() {
         handle.skip_etag_md5();
+    }
+    if !ctx.hash_downloaded {
+        handle.skip_sha256();
     }
     let prepared = cancellable(
         cancel,
@@ -477,6 +485,15 @@ pub async fn write_body(
     .map_err(|_| PullError::Task(owned_key))?
 }
 
+/// An object copied byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    /// Bytes written.
+    pub size: u64,
+    /// Their SHA-256, hex.
+    pub sha256: String,
+}
+
 /// Copies an object byte for byte (sidecars), released only once its download checks.
 pub async fn copy_object(
     source: Arc<dyn ObjectSource>,
@@ -485,7 +502,7 @@ pub async fn copy_object(
     root: &Path,
     destination: PathBuf,
     ctx: Arc<DecryptContext>,
-) -> Result<Verified, PullError> {
+) -> Result<Copied, PullError> {
     let d = cancellable(
         &ctx.cancel,
         download(
@@ -518,15 +535,20 @@ pub async fn copy_object(
                 .take_failure()
                 .unwrap_or_else(|| PullError::output("writing", &destination)(e)));
         }
-        let downloaded = handle
+        let copied = handle
             .get()
-            .cloned()
+            .and_then(|v| {
+                Some(Copied {
+                    size: v.size,
+                    sha256: v.sha256.clone()?,
+                })
+            })
             .ok_or_else(|| PullError::Unverified(key.clone()))?;
         pending.release().map_err(PullError::output(
             "moving the verified copy to",
             &destination,
         ))?;
-        Ok(downloaded)
+        Ok(copied)
     });
     blocking.await.map_err(|_| PullError::Task(owned_key))?
 }

@@ -536,7 +536,7 @@ impl Run {
         e.checked = d.downloaded.checked.clone();
         e.encryption = Some(d.outcome.format.clone());
         e.opened_with = d.outcome.opened_with.clone();
-        e.sha256_downloaded = Some(d.downloaded.sha256.clone());
+        e.sha256_downloaded = d.downloaded.sha256.clone();
         e.sha256_plaintext = Some(d.plaintext_sha256.clone());
         e.plaintext_size = Some(d.outcome.plaintext_bytes);
         e.outputs.insert(
@@ -544,8 +544,13 @@ impl Run {
             self.output(&dest, d.outcome.plaintext_bytes, d.plaintext_sha256),
         );
         if let Some(path) = keep {
+            // Hashed: a kept copy turns the download's hash on.
+            let sha256 = d
+                .downloaded
+                .sha256
+                .ok_or_else(|| PullError::Unverified(key.clone()))?;
             e.outputs
-                .push(self.output(&path, d.downloaded.size, d.downloaded.sha256));
+                .push(self.output(&path, d.downloaded.size, sha256));
         }
         Ok(())
     }
@@ -634,6 +639,10 @@ impl PullPlan {
             (out, manifest_dir)
         };
         let previous = Index::open(&manifest_dir).map_err(output_dir(&manifest_dir))?;
+        let mut ctx = ctx;
+        // The encrypted bytes' hash is recorded only where something keeps it: a bag's
+        // custody record, a kept encrypted copy.
+        ctx.hash_downloaded = matches!(options.target, Target::Bag(_)) || options.keep_encrypted;
         Ok(Self {
             source: Arc::new(CountingSource::new(source)),
             ctx: Arc::new(ctx),

@@ -345,7 +345,7 @@ mod tests {
         assert_eq!(collect(d).await.unwrap(), data);
         let v = verified.get().unwrap();
         assert_eq!(v.size, 100_000);
-        assert_eq!(v.sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(v.sha256, Some(hex::encode(Sha256::digest(&data))));
         assert_eq!(budget.available(), budget.bytes(), "all budget returned");
     }
 
@@ -475,6 +475,49 @@ mod tests {
         )))
         .await
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_downloaded_bytes_are_hashed_only_for_a_consumer_or_a_stored_sha256() {
+        use base64::Engine;
+        let data = b"helloworld";
+        let chunks = || {
+            futures::stream::iter(vec![
+                Ok(Bytes::from_static(b"hello")),
+                Ok(Bytes::from_static(b"world")),
+            ])
+            .boxed()
+        };
+        let plain = ObjectInfo {
+            key: "k".into(),
+            size: 10,
+            ..ObjectInfo::default()
+        };
+        let d = verify(plain.clone(), chunks(), 1);
+        let handle = d.verified.clone();
+        handle.skip_sha256();
+        collect(d).await.unwrap();
+        assert_eq!(handle.get().unwrap().sha256, None, "nobody needs it");
+        // A stored SHA-256 is still compared (and a wrong one still fails).
+        let stored = |value: String| ObjectInfo {
+            checksum: Some(crate::source::Checksum {
+                algorithm: crate::source::ChecksumAlgorithm::Sha256,
+                value,
+            }),
+            ..plain.clone()
+        };
+        let good = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(data));
+        let d = verify(stored(good), chunks(), 1);
+        let handle = d.verified.clone();
+        handle.skip_sha256();
+        collect(d).await.unwrap();
+        let v = handle.get().unwrap();
+        assert_eq!(v.checked, vec!["checksum-sha256".to_owned()]);
+        assert_eq!(v.sha256, Some(hex::encode(Sha256::digest(data))));
+        let bad = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        let d = verify(stored(bad), chunks(), 1);
+        d.verified.skip_sha256();
+        assert!(collect(d).await.is_err());
     }
 
     #[tokio::test]

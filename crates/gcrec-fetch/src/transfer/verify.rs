@@ -21,8 +21,9 @@ use crate::source::{ChecksumAlgorithm, ObjectInfo, SourceError, SseMode};
 pub struct Verified {
     /// Bytes received (always equal to the object's size).
     pub size: u64,
-    /// SHA-256 of the bytes, hex.
-    pub sha256: String,
+    /// SHA-256 of the bytes, hex; `None` when the consumer said it needs none
+    /// ([`VerifiedHandle::skip_sha256`]) and no stored SHA-256 checksum needed it.
+    pub sha256: Option<String>,
     /// What the bytes were checked against besides their length: `checksum-sha256`,
     /// `checksum-crc64nvme`, …, `md5-etag`; empty when the store kept nothing usable
     /// or the consumer took the MD5 check over ([`VerifiedHandle::skip_etag_md5`]).
@@ -37,6 +38,7 @@ pub struct VerifiedHandle(Arc<Shared>);
 struct Shared {
     result: OnceLock<Verified>,
     skip_etag_md5: AtomicBool,
+    skip_sha256: AtomicBool,
 }
 
 impl VerifiedHandle {
@@ -53,6 +55,15 @@ impl VerifiedHandle {
     /// object, and it is cheap. The length is always checked.
     pub fn skip_etag_md5(&self) {
         self.0.skip_etag_md5.store(true, Ordering::Relaxed);
+    }
+}
+
+impl VerifiedHandle {
+    /// Stops hashing the bytes with SHA-256 from here on, for a consumer that records no
+    /// hash of them (a decryptor that hashes its plaintext instead): a pass over every
+    /// byte saved. A stored SHA-256 checksum is still compared, so it is still computed.
+    pub fn skip_sha256(&self) {
+        self.0.skip_sha256.store(true, Ordering::Relaxed);
     }
 }
 
@@ -144,7 +155,7 @@ pub(super) fn verify(
         key: info.key.clone(),
         size: info.size,
         received: 0,
-        sha256: Sha256::new(),
+        sha256: Some(Sha256::new()),
         check: Check::for_object(&info),
         handle: verified.clone(),
         done: false,
@@ -162,7 +173,7 @@ struct Verifying {
     key: String,
     size: u64,
     received: u64,
-    sha256: Sha256,
+    sha256: Option<Sha256>,
     check: Option<Check>,
     handle: VerifiedHandle,
     done: bool,
@@ -177,6 +188,12 @@ impl Verifying {
         {
             self.check = None;
         }
+        if self.sha256.is_some()
+            && !matches!(self.check, Some(Check::Sha256(_)))
+            && self.handle.0.skip_sha256.load(Ordering::Relaxed)
+        {
+            self.sha256 = None;
+        }
     }
 
     fn finish(&mut self) -> Result<(), SourceError> {
@@ -188,10 +205,10 @@ impl Verifying {
                 received: self.received,
             });
         }
-        let sha256 = std::mem::take(&mut self.sha256).finalize();
+        let sha256 = self.sha256.take().map(|h| h.finalize());
         let mut checked = Vec::new();
         if let Some(check) = self.check.take() {
-            match check.finish(&sha256) {
+            match check.finish(sha256.as_deref().unwrap_or_default()) {
                 Ok(name) => checked.push(name),
                 Err(message) => {
                     return Err(SourceError::Integrity {
@@ -203,7 +220,7 @@ impl Verifying {
         }
         let _ = self.handle.0.result.set(Verified {
             size: self.received,
-            sha256: hex::encode(sha256),
+            sha256: sha256.map(hex::encode),
             checked,
         });
         Ok(())
@@ -228,8 +245,10 @@ impl Stream for Verifying {
                         message: format!("more than the {} bytes announced", self.size),
                     })));
                 }
-                self.sha256.update(&chunk);
                 self.drop_skipped_md5();
+                if let Some(h) = self.sha256.as_mut() {
+                    h.update(&chunk);
+                }
                 if let Some(check) = self.check.as_mut() {
                     check.update(&chunk);
                 }
