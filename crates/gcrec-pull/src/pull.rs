@@ -402,10 +402,35 @@ impl Run {
             };
         }
         let mut claimed = HashSet::new();
-        let sidecar = match &r.sidecar {
-            Some(s) => Some(self.sidecar(&r, s, &mut claimed).await),
-            None => None,
+        // Destinations are claimed first; then the sidecar and the media download at
+        // once (two round trips to a far store cost one).
+        let sidecar_dest = r
+            .sidecar
+            .as_ref()
+            .map(|s| self.sidecar_destination(&r, s, &mut claimed));
+        let media_dests: Vec<_> = r
+            .media
+            .iter()
+            .map(|m| self.media_destinations(&r, m, &mut claimed))
+            .collect();
+        let sidecar_work = async {
+            match (&r.sidecar, sidecar_dest) {
+                (Some(s), Some(Ok(dest))) => Some(self.sidecar(&r, s, dest).await),
+                (_, Some(Err(e))) => Some(Err(e)),
+                _ => None,
+            }
         };
+        let media_work = futures::future::join_all(r.media.iter().zip(media_dests).map(
+            |(media, dests)| async {
+                let mut e = self.entry(&r, &media.object.key);
+                let result = match dests {
+                    Ok((dest, keep)) => self.media(media, dest, keep, &mut e).await,
+                    Err(err) => Err(err),
+                };
+                (e, result)
+            },
+        ));
+        let (sidecar, media_done) = futures::join!(sidecar_work, media_work);
         let mut entries = Vec::new();
         let mut stale = false;
         if r.media.is_empty() {
@@ -421,17 +446,18 @@ impl Run {
             }
             entries.push(finish(e));
         }
-        for media in &r.media {
-            let mut e = self.entry(&r, &media.object.key);
+        for (mut e, result) in media_done {
             match &sidecar {
                 Some(Ok(out)) => {
                     e.sidecar_sha256 = Some(out.sha256.clone());
-                    e.outputs.push(out.clone());
+                    // After the media output, before a kept encrypted copy.
+                    let at = usize::from(result.is_ok()).min(e.outputs.len());
+                    e.outputs.insert(at, out.clone());
                 }
                 Some(Err(err)) => failed(&mut e, err, Some("sidecar")),
                 None => {}
             }
-            if let Err(err) = self.media(&r, media, &mut e, &mut claimed).await {
+            if let Err(err) = result {
                 stale |= matches!(err, PullError::Stale { .. });
                 failed(&mut e, &err, None);
             }
@@ -453,12 +479,13 @@ impl Run {
         Done { entries, outcome }
     }
 
-    async fn sidecar(
+    /// Where a sidecar goes, claimed for this run.
+    fn sidecar_destination(
         &self,
         r: &Recording,
         s: &ObjectSummary,
         claimed: &mut HashSet<PathBuf>,
-    ) -> Result<OutputFile, PullError> {
+    ) -> Result<PathBuf, PullError> {
         let dest = outpath::destination(
             self.layout,
             &self.out,
@@ -469,6 +496,16 @@ impl Run {
         )?;
         self.claims.claim(claimed, &dest)?;
         self.sweeper.sweep(&dest);
+        Ok(dest)
+    }
+
+    /// Writes a sidecar byte for byte (from the bytes the work list carried, or fetched).
+    async fn sidecar(
+        &self,
+        r: &Recording,
+        s: &ObjectSummary,
+        dest: PathBuf,
+    ) -> Result<OutputFile, PullError> {
         if let Some(body) = &r.sidecar_body {
             let (size, sha256) = write_body(&self.out, &dest, &s.key, s.size, body.clone()).await?;
             return Ok(self.output(&dest, size, sha256));
@@ -485,13 +522,13 @@ impl Run {
         Ok(self.output(&dest, copied.size, copied.sha256))
     }
 
-    async fn media(
+    /// Where a media object goes (and its kept encrypted copy), claimed for this run.
+    fn media_destinations(
         &self,
         r: &Recording,
         media: &MediaFile,
-        e: &mut Entry,
         claimed: &mut HashSet<PathBuf>,
-    ) -> Result<(), PullError> {
+    ) -> Result<(PathBuf, Option<PathBuf>), PullError> {
         let key = &media.object.key;
         let dest = outpath::destination(
             self.layout,
@@ -511,6 +548,18 @@ impl Run {
         } else {
             None
         };
+        Ok((dest, keep))
+    }
+
+    /// Downloads, decrypts and releases one media object, filling its entry.
+    async fn media(
+        &self,
+        media: &MediaFile,
+        dest: PathBuf,
+        keep: Option<PathBuf>,
+        e: &mut Entry,
+    ) -> Result<(), PullError> {
+        let key = &media.object.key;
         let job = ObjectJob {
             key: key.clone(),
             listed_size: Some(media.object.size),
