@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The adaptive limit's first value.
-pub const AUTO_START: usize = 16;
+pub const AUTO_START: usize = 64;
 /// The adaptive limit's floor.
 pub const AUTO_MIN: usize = 4;
 /// The adaptive limit's default ceiling.
@@ -95,11 +95,16 @@ struct State {
 impl Limiter {
     /// A limiter for `jobs`.
     pub fn new(jobs: Jobs) -> Self {
+        Self::starting_at(jobs, AUTO_START)
+    }
+
+    /// A limiter for `jobs` whose adaptive limit starts at `start`.
+    fn starting_at(jobs: Jobs, start: usize) -> Self {
         let (auto, limit, max) = match jobs {
             Jobs::Fixed(n) => (false, n.max(1), n.max(1)),
             Jobs::Auto { max } => {
                 let max = max.max(AUTO_MIN);
-                (true, AUTO_START.min(max), max)
+                (true, start.clamp(AUTO_MIN, max), max)
             }
         };
         Self {
@@ -219,9 +224,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_limit_doubles_until_the_store_pushes_back_then_halves_and_creeps_up() {
-        let l = Limiter::new(Jobs::Auto { max: 100 });
-        assert_eq!(l.report().last, AUTO_START);
-        for _ in 0..AUTO_START {
+        let l = Limiter::starting_at(Jobs::Auto { max: 100 }, 16);
+        assert_eq!(l.report().last, 16);
+        for _ in 0..16 {
             l.finished(0);
         }
         assert_eq!(l.report().last, 32, "slow start doubles");
@@ -242,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn growth_stops_where_more_in_flight_no_longer_finishes_faster() {
-        let l = Limiter::new(Jobs::Auto { max: 256 });
+        let l = Limiter::starting_at(Jobs::Auto { max: 256 }, 16);
         // Each round takes as long per recording as the last: twice the recordings in
         // flight, twice the time — nothing gained.
         let round = |n: usize, ms: u64| {
@@ -263,7 +268,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_back_off_takes_back_permits_in_use_as_they_return() {
-        let l = Limiter::new(Jobs::Auto { max: 64 });
+        let l = Limiter::starting_at(Jobs::Auto { max: 64 }, 16);
         let held: Vec<_> = futures::future::join_all((0..16).map(|_| l.acquire())).await;
         assert_eq!(l.permits.available_permits(), 0);
         l.finished(1);

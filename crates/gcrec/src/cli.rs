@@ -364,7 +364,7 @@ pub struct PullArgs {
     /// The organization producing the bag (bag-info Source-Organization).
     #[arg(long, value_name = "NAME", default_value = "unspecified")]
     pub organization: String,
-    /// Recordings processed at once: `auto` (start at 16, double while rounds finish
+    /// Recordings processed at once: `auto` (start at 64, double while rounds finish
     /// faster, halve when the store pushes back with 503 SlowDown, 5xx or timeouts, up to
     /// 256), or a fixed number 1–1024. Far stores gain most (docs/BENCHMARKS.md). Memory
     /// is bounded by --max-buffer, not by this.
