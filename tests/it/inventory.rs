@@ -11,7 +11,7 @@ use std::process::Command;
 
 use chrono::{Duration, Utc};
 use common::tools::{Moto, run_ok, venv_bin};
-use common::{Run, files_under, gcrec, gcrec_s3};
+use common::{Run, files_under, gcrec, gcrec_s3, list_requests};
 use gcrec_testkit::inventory::{InventoryRow, PARQUET_SCHEMA, csv_report, manifest, report_root};
 use gcrec_testkit::servers::{FaultProxy, Sse, upload_with};
 use gcrec_testkit::{Export, ExportSpec};
@@ -180,12 +180,7 @@ fn an_inventory_replaces_the_listing_and_a_damaged_one_is_refused_before_any_wri
             .filter(|(t, _)| t != "skipped")
             .collect::<Vec<_>>()
     );
-    assert!(
-        !proxy
-            .log()
-            .iter()
-            .any(|e| e["path"].as_str().unwrap().contains("list-type"))
-    );
+    assert_eq!(list_requests(&proxy.log()), 0);
 
     // pull: zero ListObjects, the same files byte for byte.
     let tmp = tempfile::tempdir().unwrap();
@@ -205,11 +200,7 @@ fn an_inventory_replaces_the_listing_and_a_damaged_one_is_refused_before_any_wri
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let log = proxy.log();
-    let lists = log
-        .iter()
-        .filter(|e| e["path"].as_str().unwrap().contains("list-type"))
-        .count();
-    assert_eq!(lists, 0, "no ListObjects: {log:#?}");
+    assert_eq!(list_requests(&log), 0, "no ListObjects: {log:#?}");
     assert!(
         log.iter()
             .any(|e| e["path"].as_str().unwrap().contains("manifest.checksum"))
@@ -242,30 +233,30 @@ fn an_inventory_replaces_the_listing_and_a_damaged_one_is_refused_before_any_wri
     data.1[middle] ^= 0x20;
     let manifest_broken = manifest_key(&broken);
     put(&client, "inventory", broken);
-    let out = tmp.path().join("c");
-    let run = gcrec_s3(
-        &moto.endpoint,
-        [
-            "pull",
-            "s3://exports",
-            "--out",
-            &out.display().to_string(),
-            "--inventory",
-            &format!("s3://inventory/{manifest_broken}"),
-        ],
-        &[],
-    );
-    assert_ne!(run.code, 0);
-    assert!(
-        run.stderr.contains("inventory data file's MD5"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        files_under(&out).is_empty(),
-        "nothing written: {:?}",
-        files_under(&out)
-    );
+    // A pull from a damaged report fails, saying why, and writes nothing.
+    let refused = |manifest_key: &str, dir: &str, why: &str| {
+        let out = tmp.path().join(dir);
+        let run = gcrec_s3(
+            &moto.endpoint,
+            [
+                "pull",
+                "s3://exports",
+                "--out",
+                &out.display().to_string(),
+                "--inventory",
+                &format!("s3://inventory/{manifest_key}"),
+            ],
+            &[],
+        );
+        assert_ne!(run.code, 0);
+        assert!(run.stderr.contains(why), "{}", run.stderr);
+        assert!(
+            files_under(&out).is_empty(),
+            "nothing written: {:?}",
+            files_under(&out)
+        );
+    };
+    refused(&manifest_broken, "c", "inventory data file's MD5");
 
     // A manifest.checksum that does not match.
     let bad_root = report_root("badsum", "exports", "daily");
@@ -273,22 +264,7 @@ fn an_inventory_replaces_the_listing_and_a_damaged_one_is_refused_before_any_wri
     badsum.last_mut().unwrap().1 = b"00000000000000000000000000000000\n".to_vec();
     let manifest_bad = manifest_key(&badsum);
     put(&client, "inventory", badsum);
-    let out = tmp.path().join("d");
-    let run = gcrec_s3(
-        &moto.endpoint,
-        [
-            "pull",
-            "s3://exports",
-            "--out",
-            &out.display().to_string(),
-            "--inventory",
-            &format!("s3://inventory/{manifest_bad}"),
-        ],
-        &[],
-    );
-    assert_ne!(run.code, 0);
-    assert!(run.stderr.contains("manifest.checksum"), "{}", run.stderr);
-    assert!(files_under(&out).is_empty());
+    refused(&manifest_bad, "d", "manifest.checksum");
 
     // ORC is refused by name; a report of another bucket too.
     let orc = manifest(

@@ -33,11 +33,7 @@ fn spec(days: u32) -> ExportSpec {
 }
 
 fn memory(export: &Export) -> Arc<MemorySource> {
-    let source = MemorySource::new();
-    for (key, body) in export.objects() {
-        source.put_bytes(key, body);
-    }
-    Arc::new(source)
+    export.memory_source()
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -67,6 +67,17 @@ pub struct DecryptContext {
     /// custody record, a kept encrypted copy). Off, only the plaintext is hashed — unless
     /// the store keeps a SHA-256 checksum to compare.
     pub hash_downloaded: bool,
+    /// Decryptions running at once, whatever the number of requests in flight: a
+    /// decryptor's buffers are the largest per-object memory, and more decryptors than
+    /// cores only wait for them. Requests beyond it keep their connection, paused.
+    pub decrypt_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Decryptions at once by default: twice the cores, at least 4.
+pub fn default_decrypt_slots() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 2)
+        .max(4)
 }
 
 impl DecryptContext {
@@ -83,6 +94,7 @@ impl DecryptContext {
             max_expansion: DEFAULT_MAX_EXPANSION,
             require_encryption: false,
             hash_downloaded: true,
+            decrypt_slots: Arc::new(tokio::sync::Semaphore::new(default_decrypt_slots())),
         }
     }
 }
@@ -346,7 +358,16 @@ pub async fn decrypt_object(
     let size = info.size;
     let destination = job.destination.clone();
     let worker = ctx.clone();
+    let slot = cancellable(&ctx.cancel, async {
+        ctx.decrypt_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PullError::Task(job.key.clone()))
+    })
+    .await?;
     let blocking = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let ctx = worker;
         let mut pending = PendingFile::create(&destination)
             .map_err(PullError::output(

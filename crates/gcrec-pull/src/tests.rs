@@ -41,11 +41,7 @@ fn export(seed: u64) -> Export {
 }
 
 fn memory(export: &Export) -> Arc<MemorySource> {
-    let source = MemorySource::new();
-    for (key, body) in export.objects() {
-        source.put_bytes(key, body);
-    }
-    Arc::new(source)
+    export.memory_source()
 }
 
 /// Encrypts `body` as S3EC V2 with [`AES_KEY`] (AES/GCM wrap), as a memory object.

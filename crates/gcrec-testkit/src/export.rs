@@ -328,6 +328,15 @@ fn partition(t: DateTime<Utc>, padded: bool) -> String {
 }
 
 impl Export {
+    /// Every object in an in-memory source (keys and bodies as written to disk).
+    pub fn memory_source(&self) -> std::sync::Arc<gcrec_fetch::source::MemorySource> {
+        let source = gcrec_fetch::source::MemorySource::new();
+        for (key, body) in self.objects() {
+            source.put_bytes(key, body);
+        }
+        std::sync::Arc::new(source)
+    }
+
     /// Generates the export's plan (no media bodies yet).
     pub fn generate(spec: ExportSpec) -> Export {
         let mut rng = Rng::derive(spec.seed, "export");

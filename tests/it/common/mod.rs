@@ -104,6 +104,13 @@ where
     }
 }
 
+/// How many requests of a fault proxy's log were ListObjects calls.
+pub fn list_requests(log: &[Value]) -> usize {
+    log.iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.contains("list-type")))
+        .count()
+}
+
 /// Files under `dir`, relative, sorted (gcrec's own bookkeeping files left out).
 pub fn files_under(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
