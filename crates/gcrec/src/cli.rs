@@ -191,15 +191,9 @@ pub struct IndexArgs {
     /// Sidecars larger than this are recorded as invalid, unread.
     #[arg(long, default_value_t = gcrec_fetch::metadata::DEFAULT_SIDECAR_CAP, value_name = "BYTES")]
     pub max_sidecar_bytes: u64,
-    /// Only conversations that began at or after this time (UTC).
-    #[arg(long, value_name = "TIME")]
-    pub from: Option<String>,
-    /// Only conversations that began before this time.
-    #[arg(long, value_name = "TIME")]
-    pub to: Option<String>,
-    /// Only this organization.
-    #[arg(long, value_name = "ID")]
-    pub org: Vec<String>,
+    /// Index only these hours and organizations.
+    #[command(flatten)]
+    pub place: PlaceArgs,
     #[command(flatten)]
     pub inventory: crate::inventory::InventoryArgs,
     #[command(flatten)]
@@ -610,11 +604,10 @@ pub struct LsArgs {
     pub aws: crate::aws::AwsArgs,
 }
 
-/// Which recordings a command acts on. Several values of one filter: any of them
-/// (OR). Different filters: all of them (AND).
+/// Where and when: the filters a listing itself can apply (partitions, organizations).
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Filters")]
-pub struct FilterArgs {
+pub struct PlaceArgs {
     /// Conversations that began at or after this time (UTC): 2024-03-07T09:00:00Z,
     /// 2024-03-07T09:00, 2024-03-07 or 2024-03.
     #[arg(long, value_name = "TIME")]
@@ -626,6 +619,15 @@ pub struct FilterArgs {
     /// Organization ID.
     #[arg(long, value_name = "ID")]
     pub org: Vec<String>,
+}
+
+/// Which recordings a command acts on. Several values of one filter: any of them
+/// (OR). Different filters: all of them (AND).
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Filters")]
+pub struct FilterArgs {
+    #[command(flatten)]
+    pub place: PlaceArgs,
     /// Conversation ID.
     #[arg(long, value_name = "ID")]
     pub conversation: Vec<String>,

@@ -62,8 +62,8 @@ pub fn build(args: &FilterArgs) -> Result<RecordingFilter> {
             .transpose()
     };
     let range = TimeRange {
-        from: bound(&args.from, Bound::Start, "--from")?,
-        to: bound(&args.to, Bound::End, "--to")?,
+        from: bound(&args.place.from, Bound::Start, "--from")?,
+        to: bound(&args.place.to, Bound::End, "--to")?,
     };
     if let (Some(from), Some(to)) = (range.from, range.to)
         && from >= to
@@ -93,7 +93,7 @@ pub fn build(args: &FilterArgs) -> Result<RecordingFilter> {
     };
     Ok(RecordingFilter {
         range,
-        orgs: args.org.clone(),
+        orgs: args.place.org.clone(),
         conversations: id_set(&conversations),
         recordings: id_set(&args.recording),
         users: args.user.clone(),

@@ -16,9 +16,7 @@ use crate::output::{Out, diagnostic};
 
 pub async fn run(global: &GlobalArgs, args: IndexArgs) -> Result<Outcome> {
     let filter = filters::build(&crate::cli::FilterArgs {
-        from: args.from.clone(),
-        to: args.to.clone(),
-        org: args.org.clone(),
+        place: args.place.clone(),
         ..Default::default()
     })?;
     let inventory =
