@@ -139,6 +139,11 @@ impl Limiter {
     /// One recording finished (its permit already returned); `retries` is the source's
     /// retry count now.
     pub fn finished(&self, retries: u64) {
+        self.finished_at(retries, Instant::now());
+    }
+
+    /// [`Limiter::finished`] at a given instant (tests pass their own clock).
+    fn finished_at(&self, retries: u64, now: Instant) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if !s.auto {
             return;
@@ -151,14 +156,14 @@ impl Limiter {
         if retries > before {
             let cooled = s
                 .last_backoff
-                .is_none_or(|t| t.elapsed() >= BACKOFF_COOLDOWN);
+                .is_none_or(|t| now.saturating_duration_since(t) >= BACKOFF_COOLDOWN);
             if cooled && s.limit > AUTO_MIN {
                 let lower = (s.limit / 2).max(AUTO_MIN);
                 self.set(&mut s, lower);
                 s.slow_start = false;
-                s.last_backoff = Some(Instant::now());
+                s.last_backoff = Some(now);
                 s.round = 0;
-                s.round_started = Instant::now();
+                s.round_started = now;
                 // The rate measured before the push-back is not one to beat.
                 s.best_rate = 0.0;
                 s.report.backoffs += 1;
@@ -171,10 +176,13 @@ impl Limiter {
         }
         // A round: as many completions as the limit. Grow only while that raises the
         // rate of completions (a local disk or a near store gains nothing from more).
-        let elapsed = s.round_started.elapsed().as_secs_f64().max(1e-6);
+        let elapsed = now
+            .saturating_duration_since(s.round_started)
+            .as_secs_f64()
+            .max(1e-6);
         let rate = s.round as f64 / elapsed;
         s.round = 0;
-        s.round_started = Instant::now();
+        s.round_started = now;
         let rising = rate > s.best_rate * GAIN;
         s.best_rate = s.best_rate.max(rate);
         if rising && s.limit < s.max {
@@ -248,12 +256,13 @@ mod tests {
     #[tokio::test]
     async fn growth_stops_where_more_in_flight_no_longer_finishes_faster() {
         let l = Limiter::starting_at(Jobs::Auto { max: 256 }, 16);
+        let mut now = l.state.lock().unwrap().round_started;
         // Each round takes as long per recording as the last: twice the recordings in
         // flight, twice the time — nothing gained.
-        let round = |n: usize, ms: u64| {
-            std::thread::sleep(Duration::from_millis(ms));
+        let mut round = |n: usize, ms: u64| {
+            now += Duration::from_millis(ms);
             for _ in 0..n {
-                l.finished(0);
+                l.finished_at(0, now);
             }
         };
         round(16, 30);
@@ -294,10 +303,16 @@ mod tests {
             }
         );
         let l = Limiter::new(Jobs::Auto { max: 8 });
+        let mut now = Instant::now();
         for i in 0..10u64 {
-            std::thread::sleep(BACKOFF_COOLDOWN / 4);
-            l.finished(i + 1);
+            now += BACKOFF_COOLDOWN / 4;
+            l.finished_at(i + 1, now);
         }
-        assert_eq!(l.report().last, AUTO_MIN);
+        let r = l.report();
+        assert_eq!(
+            (r.last, r.backoffs),
+            (AUTO_MIN, 1),
+            "once to the floor, never below"
+        );
     }
 }
