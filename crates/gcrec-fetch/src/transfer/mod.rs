@@ -20,15 +20,14 @@ mod budget;
 mod sse;
 mod verify;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use tokio::sync::OwnedSemaphorePermit;
+use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 pub use budget::ByteBudget;
 use budget::UNIT;
@@ -192,46 +191,63 @@ impl<T> Future for AbortOnDrop<T> {
     }
 }
 
-/// One downloaded part's chunks; its budget goes back when the last chunk has been
-/// handed on (the iterator is dropped).
+/// One part on its way: its chunks in order, as they arrive (the first part is read while
+/// it downloads, not after). Its budget goes back, and its download stops, when it is
+/// dropped — after its last chunk has been handed on, or when the object is given up.
 struct Part {
-    chunks: VecDeque<Bytes>,
+    chunks: mpsc::UnboundedReceiver<Result<Bytes, SourceError>>,
+    _task: AbortOnDrop<()>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Iterator for Part {
+impl Stream for Part {
     type Item = Result<Bytes, SourceError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.chunks.pop_front().map(Ok)
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.chunks.poll_recv(cx)
     }
 }
 
+/// Downloads one part into `tx`: its chunks, then an error if it was not all there. The
+/// channel holds at most the part's bytes, which the budget has already counted.
 async fn fetch_part(
     source: Arc<dyn ObjectSource>,
     key: String,
     request: GetRequest,
-) -> Result<VecDeque<Bytes>, SourceError> {
-    let body = source.get(&key, &request).await?;
-    // A store that ignored If-Match must still not splice two versions.
-    if let (Some(want), Some(got)) = (&request.if_match, &body.info.etag)
-        && want != got
-    {
-        return Err(SourceError::Changed {
-            key,
-            expected: want.clone(),
-        });
+    tx: mpsc::UnboundedSender<Result<Bytes, SourceError>>,
+) {
+    let fetch = async {
+        let body = source.get(&key, &request).await?;
+        // A store that ignored If-Match must still not splice two versions.
+        if let (Some(want), Some(got)) = (&request.if_match, &body.info.etag)
+            && want != got
+        {
+            return Err(SourceError::Changed {
+                key: key.clone(),
+                expected: want.clone(),
+            });
+        }
+        let expected = body.range.end - body.range.start;
+        let mut received = 0u64;
+        let mut stream = body.stream;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            received += chunk.len() as u64;
+            if tx.send(Ok(chunk)).is_err() {
+                return Ok(());
+            }
+        }
+        if received != expected {
+            return Err(SourceError::Truncated {
+                key: key.clone(),
+                expected,
+                received,
+            });
+        }
+        Ok(())
+    };
+    if let Err(e) = fetch.await {
+        let _ = tx.send(Err(e));
     }
-    let expected = body.range.end - body.range.start;
-    let chunks: VecDeque<Bytes> = body.stream.try_collect().await?;
-    let received: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-    if received != expected {
-        return Err(SourceError::Truncated {
-            key,
-            expected,
-            received,
-        });
-    }
-    Ok(chunks)
 }
 
 fn ranged(
@@ -256,26 +272,20 @@ fn ranged(
                 range: Some(range),
                 ..pinned.clone()
             };
+            let (tx, chunks) = mpsc::unbounded_channel();
             let task = AbortOnDrop(tokio::spawn(fetch_part(
                 source.clone(),
                 key.clone(),
                 request,
+                tx,
             )));
-            let key = key.clone();
-            async move {
-                match task.await {
-                    Ok(Ok(chunks)) => Ok(futures::stream::iter(Part {
-                        chunks,
-                        _permit: permit,
-                    })),
-                    Ok(Err(e)) => Err(e),
-                    Err(join) => Err(SourceError::Remote {
-                        key,
-                        message: format!("a part download stopped: {join}"),
-                        retryable: false,
-                    }),
-                }
-            }
+            // Ready at once: `buffered` keeps `in_flight` parts downloading ahead of the
+            // one being read.
+            futures::future::ready(Ok::<_, SourceError>(Part {
+                chunks,
+                _task: task,
+                _permit: permit,
+            }))
         })
         .buffered(in_flight)
         .try_flatten()
@@ -321,6 +331,67 @@ mod tests {
             ..TransferOptions::default()
         };
         assert_eq!(pinned.part_size_for(4096 * mib), 32 * mib);
+    }
+
+    /// A store whose every ranged body sends its first 100 bytes, then nothing more.
+    #[derive(Debug)]
+    struct Stalling;
+
+    #[async_trait::async_trait]
+    impl ObjectSource for Stalling {
+        fn uri(&self, key: &str) -> String {
+            key.to_owned()
+        }
+        async fn list(
+            &self,
+            _: &crate::source::ListRequest,
+        ) -> Result<crate::source::ListPage, SourceError> {
+            Ok(crate::source::ListPage::default())
+        }
+        async fn head(&self, key: &str, _: &GetRequest) -> Result<ObjectInfo, SourceError> {
+            Ok(ObjectInfo {
+                key: key.to_owned(),
+                size: 100_000,
+                ..ObjectInfo::default()
+            })
+        }
+        async fn get(
+            &self,
+            key: &str,
+            request: &GetRequest,
+        ) -> Result<crate::source::ObjectBody, SourceError> {
+            let range = request.range.unwrap_or(ByteRange::new(0, 100_000));
+            let start = range.start;
+            let end = range.end.unwrap_or(100_000);
+            let stream = futures::stream::once(async { Ok(Bytes::from(vec![7u8; 100])) })
+                .chain(futures::stream::pending())
+                .boxed();
+            Ok(crate::source::ObjectBody {
+                info: self.head(key, request).await?,
+                range: start..end,
+                stream,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_part_is_handed_on_as_it_arrives_not_once_whole() {
+        let d = download(
+            Arc::new(Stalling),
+            "big",
+            Some(100_000),
+            GetRequest::default(),
+            &small_parts(),
+            &ByteBudget::new(1 << 20),
+        )
+        .await
+        .unwrap();
+        assert!(d.parts > 1);
+        let mut stream = d.stream;
+        let first = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+            .await
+            .expect("the first bytes of the first part, while it is still downloading");
+        assert_eq!(first.unwrap().unwrap().len(), 100);
     }
 
     #[tokio::test]
