@@ -118,16 +118,15 @@ fn location(query: &Query, sql: &mut Sql, mode: Mode) -> Option<Vec<String>> {
         ));
     }
     if let Some(w) = &f.wanted {
-        if mode == Mode::Exact || w.ids.len() + w.keys.len() > MAX_SQL_LIST {
-            if mode == Mode::Exact {
-                return None;
-            }
-        } else {
+        if mode == Mode::Exact {
+            return None;
+        }
+        // A long recordings file is left to the verdict alone.
+        if w.ids.len() + w.keys.len() <= MAX_SQL_LIST {
             let ids = sql.list(w.ids.iter().cloned());
-            let ids_again = sql.list(w.ids.iter().cloned());
             let keys = sql.list(w.keys.iter().cloned());
             conditions.push(format!(
-                "(r.recording_id COLLATE NOCASE IN {ids} OR r.conversation_id COLLATE NOCASE IN {ids_again} \
+                "(r.recording_id COLLATE NOCASE IN {ids} OR r.conversation_id COLLATE NOCASE IN {ids} \
                  OR EXISTS (SELECT 1 FROM objects o WHERE o.recording = r.id AND o.key IN {keys}))"
             ));
         }

@@ -39,20 +39,35 @@ impl Resolved {
             .ok_or_else(|| UsageError("give the SOURCE (the catalog holds several)".into()).into())
     }
 
-    /// The catalog's answer to `filter`, if a catalog was given.
-    pub fn recordings(&self, filter: &RecordingFilter, sort: Sort) -> Result<Option<Recordings>> {
-        let Some((path, source_id)) = &self.catalog else {
-            return Ok(None);
-        };
+    /// The catalog and the question for it, if a catalog was given.
+    fn query(&self, filter: &RecordingFilter, sort: Sort) -> Option<(&Path, Query)> {
+        let (path, source_id) = self.catalog.as_ref()?;
         let query = Query {
             filter: filter.clone(),
             sort,
             source_id: *source_id,
         };
+        Some((path, query))
+    }
+
+    /// The catalog's answer to `filter`, if a catalog was given.
+    pub fn recordings(&self, filter: &RecordingFilter, sort: Sort) -> Result<Option<Recordings>> {
+        let Some((path, query)) = self.query(filter, sort) else {
+            return Ok(None);
+        };
         Ok(Some(
             gcrec_catalog::query::recordings(path, query)
                 .with_context(|| format!("querying the catalog {}", path.display()))?,
         ))
+    }
+
+    /// (matches, unchecked) counted by the catalog in SQL alone, when a catalog was given
+    /// and the filter allows it.
+    pub fn count(&self, filter: &RecordingFilter) -> Result<Option<(u64, u64)>> {
+        let Some((path, query)) = self.query(filter, Sort::Time) else {
+            return Ok(None);
+        };
+        Ok(gcrec_catalog::query::count_exact(path, &query)?)
     }
 }
 

@@ -34,33 +34,26 @@ pub async fn run(global: &GlobalArgs, args: LsArgs) -> Result<Outcome> {
         .unwrap_or_default();
     // A count the catalog can make in SQL alone needs no pass over the answers.
     if args.count
-        && let Some((path, source_id)) = &resolved.catalog
+        && let Some((matches, unchecked)) = resolved.count(&filter)?
     {
-        let query = gcrec_catalog::query::Query {
-            filter: filter.clone(),
-            sort,
-            source_id: *source_id,
-        };
-        if let Some((matches, unchecked)) = gcrec_catalog::query::count_exact(path, &query)? {
-            let mut out = Out::stdout();
-            out.line(&matches.to_string())?;
-            out.flush()?;
-            if !global.quiet {
+        let mut out = Out::stdout();
+        out.line(&matches.to_string())?;
+        out.flush()?;
+        if !global.quiet {
+            diagnostic(
+                "summary",
+                &format!("{matches} recordings (counted in the catalog)"),
+            );
+            if unchecked > 0 && !args.include_unchecked {
                 diagnostic(
                     "summary",
-                    &format!("{matches} recordings (counted in the catalog)"),
+                    &format!(
+                        "warning: {unchecked} recordings could not be checked against the field filters (missing or invalid sidecar) and are not counted; --include-unchecked lists them"
+                    ),
                 );
-                if unchecked > 0 && !args.include_unchecked {
-                    diagnostic(
-                        "summary",
-                        &format!(
-                            "warning: {unchecked} recordings could not be checked against the field filters (missing or invalid sidecar) and are not counted; --include-unchecked lists them"
-                        ),
-                    );
-                }
             }
-            return Ok(Outcome::Success);
         }
+        return Ok(Outcome::Success);
     }
     let mut counting = None;
     let mut events = match resolved.recordings(&filter, sort)? {
