@@ -597,7 +597,7 @@ fn legacy_v1_objects_need_the_explicit_flag() {
     c.reference("v1", "rsa-pkcs1", "v1.opus", &[]);
     c.reference("v1", "aes-wrap", "v1w.opus", &[]);
     let run = c.decrypt(&["v1.opus"], &[]);
-    c.assert_failed(&run, "pass --allow-legacy-cbc");
+    c.assert_failed(&run, "pass --allow-unauthenticated");
     let run = c.decrypt(&["v1.opus", "v1w.opus"], &["--allow-legacy-cbc"]);
     c.assert_identical(&run, &["v1.opus", "v1w.opus"]);
 }

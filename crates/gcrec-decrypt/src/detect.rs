@@ -1,9 +1,10 @@
-//! Which container an object is: OpenPGP, an S3 Encryption Client envelope, or plain
-//! media that passes through untouched.
+//! Which container an object is: OpenPGP, an S3 Encryption Client envelope, CMS, or
+//! plain media that passes through untouched.
 //!
 //! The object's user metadata (or its `.instruction` file) is checked first: S3EC
 //! ciphertext is indistinguishable from noise, so its envelope is the only sign. Then
-//! the first bytes: OpenPGP packets or armor, then media magic numbers. Anything else
+//! the first bytes: OpenPGP packets or armor, CMS (DER, PEM, S/MIME), then media magic
+//! numbers. Anything else
 //! is an error that shows the bytes and names what is supported.
 
 use std::collections::BTreeMap;
@@ -57,17 +58,21 @@ pub enum Format {
     },
     /// An Amazon S3 Encryption Client object.
     S3ec(Box<Envelope>),
+    /// A CMS (PKCS#7) EnvelopedData or AuthEnvelopedData message.
+    Cms(crate::cms::Encoding),
 }
 
 impl Format {
     /// The check that authenticates every byte of the content when it decrypts, as named
     /// in a manifest's `checked` list: `openpgp-integrity` (the MDC of SEIPDv1 or the
     /// AEAD tags of SEIPDv2; unprotected SED packets are refused), `s3ec-gcm-tag`.
-    /// `None` for plain media and AES-CBC (legacy V1) envelopes.
+    /// `None` for plain media and AES-CBC (legacy V1) envelopes, and for CMS, whose
+    /// cipher is known only once its header is read (the decryption's
+    /// [`crate::object::Outcome`] says).
     pub fn authenticated_by(&self) -> Option<&'static str> {
         use crate::envelope::ContentCipher;
         match self {
-            Format::Plain(_) => None,
+            Format::Plain(_) | Format::Cms(_) => None,
             Format::OpenPgp { .. } => Some("openpgp-integrity"),
             Format::S3ec(e) => match e.content {
                 ContentCipher::AesGcm | ContentCipher::AesGcmCommitting => Some("s3ec-gcm-tag"),
@@ -84,6 +89,7 @@ impl fmt::Display for Format {
             Format::OpenPgp { armored: true } => f.write_str("openpgp (armored)"),
             Format::OpenPgp { armored: false } => f.write_str("openpgp"),
             Format::S3ec(e) => write!(f, "{}", e.describe()),
+            Format::Cms(encoding) => write!(f, "cms ({})", encoding.as_str()),
         }
     }
 }
@@ -93,7 +99,7 @@ impl fmt::Display for Format {
 pub enum DetectError {
     /// Nothing recognizable.
     #[error(
-        "unrecognized content (first bytes: {first_bytes}); gcrec reads OpenPGP messages (binary or armored), Amazon S3 Encryption Client objects (envelope in x-amz-meta-* metadata or a .instruction file) and plain Ogg, ZIP, JSON, WAV, MP3 and WebM media"
+        "unrecognized content (first bytes: {first_bytes}); gcrec reads OpenPGP messages (binary or armored), Amazon S3 Encryption Client objects (envelope in x-amz-meta-* metadata or a .instruction file), CMS EnvelopedData and AuthEnvelopedData (DER, PEM or S/MIME) and plain Ogg, ZIP, JSON, WAV, MP3 and WebM media"
     )]
     Unknown {
         /// Up to 16 leading bytes, in hex.
@@ -165,6 +171,9 @@ pub fn detect(
     }
     if skip_bom_and_space(head).starts_with(b"-----BEGIN PGP MESSAGE-----") {
         return Ok(Format::OpenPgp { armored: true });
+    }
+    if let Some(encoding) = crate::cms::armor::sniff(head) {
+        return Ok(Format::Cms(encoding));
     }
     if let Some(kind) = media_kind(head) {
         return Ok(Format::Plain(kind));

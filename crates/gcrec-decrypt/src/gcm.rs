@@ -1,13 +1,17 @@
-//! Streaming AES-256-GCM decryption: CTR32 for the keystream, GHASH over the ciphertext,
+//! Streaming AES-GCM decryption: CTR32 for the keystream, GHASH over the ciphertext,
 //! the tag compared (in constant time) only at the end.
 //!
-//! `aes-gcm` has no incremental API, and an S3 object can be gigabytes; this decrypts any
+//! `aes-gcm` has no incremental API, and an object can be gigabytes; this decrypts any
 //! length in place, chunk by chunk, in constant memory. The plaintext it yields is
-//! **unauthenticated until [`GcmDecryptor::finish`] succeeds** — callers write it to a
-//! [`crate::release::PendingFile`] and release only then.
+//! **unauthenticated until the tag is checked** ([`GcmDecryptor::finish`],
+//! [`GcmStream::verify`]) — callers write it to a pending file and release only then.
+//!
+//! [`GcmStream`] is the core (AES-128, -192 or -256; the tag given separately, as CMS
+//! carries it); [`GcmDecryptor`] wraps it for S3 Encryption Client objects, whose 16-byte
+//! tag ends the object.
 
-use aes::Aes256;
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use aes::{Aes128, Aes192, Aes256};
 use ghash::GHash;
 use ghash::universal_hash::UniversalHash;
 use subtle::ConstantTimeEq;
@@ -15,8 +19,6 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// Length of the GCM tag S3 Encryption Client objects carry.
 pub const TAG_LEN: usize = 16;
-
-type Ctr = ctr::Ctr32BE<Aes256>;
 
 /// Why a GCM stream did not authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum GcmError {
         /// Bytes received.
         received: u64,
     },
+    /// The key is not 16, 24 or 32 bytes, or the tag not 12 to 16.
+    #[error("AES-GCM with a {0}-byte key or tag is not supported")]
+    BadLength(usize),
 }
 
 /// GHASH over a byte stream of any chunking: AAD first, then ciphertext.
@@ -95,30 +100,145 @@ impl GhashStream {
     }
 }
 
-/// The keystream (from counter 2), GHASH (keyed with `H = E_K(0)`) and tag mask
-/// (`E_K(J0)`) for a 96-bit IV.
-fn gcm_parts(key: &[u8; 32], iv: &[u8; 12], aad: &[u8]) -> (Ctr, GhashStream, Zeroizing<[u8; 16]>) {
-    let cipher = Aes256::new(key.into());
-    let mut h = [0u8; 16];
-    cipher.encrypt_block((&mut h).into());
-    let mut j0 = [0u8; 16];
-    j0[..12].copy_from_slice(iv);
-    j0[15] = 1;
-    let mut tag_mask = j0;
-    cipher.encrypt_block((&mut tag_mask).into());
-    let mut counter = j0;
-    counter[15] = 2;
-    let ghash = GhashStream::new(&h, aad);
-    h.zeroize();
-    let ctr = Ctr::new(key.into(), (&counter).into());
-    (ctr, ghash, Zeroizing::new(tag_mask))
+/// The counter-mode keystream of whichever AES key size.
+enum Ctr {
+    Aes128(ctr::Ctr32BE<Aes128>),
+    Aes192(ctr::Ctr32BE<Aes192>),
+    Aes256(ctr::Ctr32BE<Aes256>),
+}
+
+impl Ctr {
+    fn apply(&mut self, buf: &mut [u8]) {
+        match self {
+            Ctr::Aes128(c) => c.apply_keystream(buf),
+            Ctr::Aes192(c) => c.apply_keystream(buf),
+            Ctr::Aes256(c) => c.apply_keystream(buf),
+        }
+    }
+}
+
+/// The streaming core of AES-GCM with a 96-bit IV: the keystream (from counter 2), GHASH
+/// (keyed with `H = E_K(0)`) and the tag mask (`E_K(J0)`).
+pub struct GcmStream {
+    ctr: Ctr,
+    ghash: GhashStream,
+    tag_mask: Zeroizing<[u8; 16]>,
+}
+
+impl std::fmt::Debug for GcmStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GcmStream")
+    }
+}
+
+impl GcmStream {
+    /// A stream keyed with a 16-, 24- or 32-byte AES key, a 96-bit IV and additional
+    /// authenticated data `aad`.
+    pub fn new(key: &[u8], iv: &[u8; 12], aad: &[u8]) -> Result<Self, GcmError> {
+        let counter = Self::counter(iv, 2);
+        Ok(match key.len() {
+            16 => {
+                let cipher = Aes128::new(key.into());
+                Self::keyed(
+                    &cipher,
+                    iv,
+                    aad,
+                    Ctr::Aes128(ctr::Ctr32BE::new(key.into(), (&counter).into())),
+                )
+            }
+            24 => {
+                let cipher = Aes192::new(key.into());
+                Self::keyed(
+                    &cipher,
+                    iv,
+                    aad,
+                    Ctr::Aes192(ctr::Ctr32BE::new(key.into(), (&counter).into())),
+                )
+            }
+            32 => {
+                let key: &[u8; 32] = key.try_into().map_err(|_| GcmError::BadLength(32))?;
+                Self::aes256(key, iv, aad)
+            }
+            n => return Err(GcmError::BadLength(n)),
+        })
+    }
+
+    /// A stream keyed with a 32-byte key (cannot fail).
+    pub fn aes256(key: &[u8; 32], iv: &[u8; 12], aad: &[u8]) -> Self {
+        let counter = Self::counter(iv, 2);
+        let cipher = Aes256::new(key.into());
+        Self::keyed(
+            &cipher,
+            iv,
+            aad,
+            Ctr::Aes256(ctr::Ctr32BE::new(key.into(), (&counter).into())),
+        )
+    }
+
+    /// `IV ‖ n` as a 32-bit big-endian counter block.
+    fn counter(iv: &[u8; 12], n: u8) -> [u8; 16] {
+        let mut block = [0u8; 16];
+        block[..12].copy_from_slice(iv);
+        block[15] = n;
+        block
+    }
+
+    fn keyed<C: BlockEncrypt<BlockSize = aes::cipher::consts::U16>>(
+        cipher: &C,
+        iv: &[u8; 12],
+        aad: &[u8],
+        ctr: Ctr,
+    ) -> Self {
+        let mut h = [0u8; 16];
+        cipher.encrypt_block((&mut h).into());
+        let mut tag_mask = Self::counter(iv, 1);
+        cipher.encrypt_block((&mut tag_mask).into());
+        let ghash = GhashStream::new(&h, aad);
+        h.zeroize();
+        Self {
+            ctr,
+            ghash,
+            tag_mask: Zeroizing::new(tag_mask),
+        }
+    }
+
+    /// Decrypts the next ciphertext bytes in place.
+    pub fn decrypt(&mut self, buf: &mut [u8]) {
+        self.ghash.update(buf);
+        self.ctr.apply(buf);
+    }
+
+    /// Encrypts the next plaintext bytes in place.
+    pub fn encrypt(&mut self, buf: &mut [u8]) {
+        self.ctr.apply(buf);
+        self.ghash.update(buf);
+    }
+
+    /// The full 16-byte tag of everything processed.
+    pub fn tag(self) -> [u8; TAG_LEN] {
+        self.ghash.tag(&self.tag_mask)
+    }
+
+    /// Checks a tag of 12 to 16 bytes (a truncated tag is the leading bytes), in
+    /// constant time. Only after this returns `Ok` may the plaintext be released.
+    pub fn verify(self, tag: &[u8]) -> Result<(), GcmError> {
+        if !(12..=TAG_LEN).contains(&tag.len()) {
+            return Err(GcmError::BadLength(tag.len()));
+        }
+        let mut computed = self.tag();
+        let ok: bool = computed[..tag.len()].ct_eq(tag).into();
+        computed.zeroize();
+        if ok {
+            Ok(())
+        } else {
+            Err(GcmError::TagMismatch)
+        }
+    }
 }
 
 /// Decrypts `ciphertext ‖ tag` of a known total length, in place.
 pub struct GcmDecryptor {
-    ctr: Ctr,
-    ghash: GhashStream,
-    tag_mask: Zeroizing<[u8; 16]>,
+    stream: GcmStream,
     ciphertext_len: u64,
     processed: u64,
     tag: [u8; TAG_LEN],
@@ -149,11 +269,8 @@ impl GcmDecryptor {
                 received: total_len,
             });
         };
-        let (ctr, ghash, tag_mask) = gcm_parts(key, iv, aad);
         Ok(Self {
-            ctr,
-            ghash,
-            tag_mask,
+            stream: GcmStream::aes256(key, iv, aad),
             ciphertext_len,
             processed: 0,
             tag: [0; TAG_LEN],
@@ -168,8 +285,7 @@ impl GcmDecryptor {
         let remaining = self.ciphertext_len - self.processed;
         let n = (buf.len() as u64).min(remaining) as usize;
         let (ciphertext, tag) = buf.split_at_mut(n);
-        self.ghash.update(ciphertext);
-        self.ctr.apply_keystream(ciphertext);
+        self.stream.decrypt(ciphertext);
         self.processed += n as u64;
         let take = tag.len().min(TAG_LEN - self.tag_len);
         self.tag[self.tag_len..self.tag_len + take].copy_from_slice(&tag[..take]);
@@ -184,23 +300,14 @@ impl GcmDecryptor {
         if received != expected {
             return Err(GcmError::Truncated { expected, received });
         }
-        let mut computed = self.ghash.tag(&self.tag_mask);
-        let ok: bool = computed.ct_eq(&self.tag).into();
-        computed.zeroize();
-        if ok {
-            Ok(())
-        } else {
-            Err(GcmError::TagMismatch)
-        }
+        self.stream.verify(&self.tag)
     }
 }
 
 /// Encrypts a stream in place; the tag comes from [`GcmEncryptor::finish`]. Used to build
 /// test and benchmark inputs of any size; gcrec itself never encrypts recordings.
 pub struct GcmEncryptor {
-    ctr: Ctr,
-    ghash: GhashStream,
-    tag_mask: Zeroizing<[u8; 16]>,
+    stream: GcmStream,
 }
 
 impl std::fmt::Debug for GcmEncryptor {
@@ -212,23 +319,19 @@ impl std::fmt::Debug for GcmEncryptor {
 impl GcmEncryptor {
     /// An encryptor with a 96-bit IV and additional authenticated data `aad`.
     pub fn new(key: &[u8; 32], iv: &[u8; 12], aad: &[u8]) -> Self {
-        let (ctr, ghash, tag_mask) = gcm_parts(key, iv, aad);
         Self {
-            ctr,
-            ghash,
-            tag_mask,
+            stream: GcmStream::aes256(key, iv, aad),
         }
     }
 
     /// Encrypts the next plaintext bytes in place.
     pub fn update(&mut self, buf: &mut [u8]) {
-        self.ctr.apply_keystream(buf);
-        self.ghash.update(buf);
+        self.stream.encrypt(buf);
     }
 
     /// The tag to append.
     pub fn finish(self) -> [u8; TAG_LEN] {
-        self.ghash.tag(&self.tag_mask)
+        self.stream.tag()
     }
 }
 

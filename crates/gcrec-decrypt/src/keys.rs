@@ -1,8 +1,9 @@
 //! Key files and the keyring that holds every key given (several keys at once: rotation).
 //!
 //! Accepted files: OpenPGP secret keys (armored or binary, several per file), RSA private
-//! keys (PKCS#1 PEM, PKCS#8 PEM or DER, encrypted PKCS#8), and raw AES-256 keys (32 bytes,
-//! or their base64 on one line). Secret material is zeroized on drop and never printed:
+//! keys (PKCS#1 PEM, PKCS#8 PEM or DER, encrypted PKCS#8), X.509 certificates (PEM or
+//! DER; a PEM file may hold certificates and keys together), PKCS#12 bundles, and raw
+//! AES-256 keys (32 bytes, or their base64 on one line). Secret material is zeroized on drop and never printed:
 //! `Debug` shows fingerprints only.
 
 use std::fmt;
@@ -36,7 +37,7 @@ pub enum KeyError {
     },
     /// The file is not a key gcrec reads.
     #[error(
-        "{path}: not a key gcrec can use ({reason}); give an OpenPGP secret key, an RSA private key (PKCS#1 or PKCS#8 PEM, PKCS#8 DER) or a 32-byte AES key (raw or base64)"
+        "{path}: not a key gcrec can use ({reason}); give an OpenPGP secret key, an RSA private key (PKCS#1 or PKCS#8 PEM, PKCS#8 DER), an X.509 certificate, a PKCS#12 bundle or a 32-byte AES key (raw or base64)"
     )]
     Unrecognized {
         /// The file.
@@ -90,6 +91,9 @@ pub struct KeyInfo {
     pub protected: bool,
     /// User IDs (OpenPGP).
     pub user_ids: Vec<String>,
+    /// The certificate, for `x509` entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<crate::x509::Certificate>,
 }
 
 /// An OpenPGP secret key, unlocked (protection removed when it was loaded).
@@ -111,8 +115,56 @@ pub struct RsaKey {
     pub native: Option<crate::rsa_native::NativeRsa>,
     /// SHA-256 of the public key (SPKI DER), hex.
     pub fingerprint: String,
+    /// The key identifier a certificate for it would carry (SHA-1 of the public key,
+    /// RFC 5280 method 1): CMS recipients named by `-keyid` match it.
+    pub ski: Vec<u8>,
     /// Where it came from.
     pub source: PathBuf,
+}
+
+impl RsaKey {
+    /// RSAES-PKCS1-v1_5 decryption (AWS-LC when it took the key, the `rsa` crate
+    /// otherwise); `None` when the ciphertext is not for this key.
+    pub fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        match &self.native {
+            Some(n) => n.decrypt_pkcs1(ciphertext),
+            None => self
+                .key
+                .decrypt(rsa::Pkcs1v15Encrypt, ciphertext)
+                .ok()
+                .map(Zeroizing::new),
+        }
+    }
+
+    /// RSAES-OAEP decryption with SHA-1 or SHA-256 (and MGF1 with the same hash).
+    pub fn decrypt_oaep(
+        &self,
+        hash: crate::rsa_native::OaepHash,
+        ciphertext: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        use crate::rsa_native::OaepHash;
+        match (&self.native, hash) {
+            (Some(n), _) => n.decrypt_oaep(hash, ciphertext),
+            (None, OaepHash::Sha1) => self
+                .key
+                .decrypt(rsa::Oaep::new::<sha1::Sha1>(), ciphertext)
+                .ok()
+                .map(Zeroizing::new),
+            (None, OaepHash::Sha256) => self
+                .key
+                .decrypt(rsa::Oaep::new::<Sha256>(), ciphertext)
+                .ok()
+                .map(Zeroizing::new),
+        }
+    }
+
+    /// How manifests name it: `rsa:` and the first 16 hex digits of its fingerprint.
+    pub fn short_id(&self) -> String {
+        format!(
+            "rsa:{}",
+            &self.fingerprint[..16.min(self.fingerprint.len())]
+        )
+    }
 }
 
 /// A raw AES-256 key.
@@ -134,6 +186,8 @@ pub struct Keyring {
     pub rsa: Vec<RsaKey>,
     /// AES-256 keys.
     pub aes: Vec<AesKey>,
+    /// X.509 certificates: they say which RSA key a CMS recipient is.
+    pub certificates: Vec<crate::x509::Certificate>,
 }
 
 impl fmt::Debug for Keyring {
@@ -231,6 +285,7 @@ fn pgp_info(key: &SignedSecretKey) -> KeyInfo {
             .iter()
             .map(|u| String::from_utf8_lossy(u.id.id()).into_owned())
             .collect(),
+        certificate: None,
     }
 }
 
@@ -248,6 +303,7 @@ fn rsa_info(key: &RsaPrivateKey) -> (KeyInfo, String) {
         key_ids: Vec::new(),
         protected: false,
         user_ids: Vec::new(),
+        certificate: None,
     };
     (info, fingerprint)
 }
@@ -323,6 +379,43 @@ enum Parsed {
     Rsa(Box<RsaPrivateKey>),
     EncryptedPkcs8(Zeroizing<Vec<u8>>),
     Aes(Zeroizing<[u8; 32]>),
+    Cert(Box<crate::x509::Certificate>),
+    Pkcs12(Zeroizing<Vec<u8>>),
+    /// A PEM file of several blocks (a certificate beside its key).
+    Bundle(Vec<Parsed>),
+}
+
+/// The `-----BEGIN …-----` … `-----END …-----` blocks of a PEM text, with their labels.
+fn pem_blocks(text: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + 11..];
+        let Some(label_end) = after.find("-----") else {
+            break;
+        };
+        let label = &after[..label_end];
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = rest[start..].find(&end_marker) else {
+            break;
+        };
+        let block_end = start + end + end_marker.len();
+        out.push((label, &rest[start..block_end]));
+        rest = &rest[block_end..];
+    }
+    out
+}
+
+fn certificate_info(cert: crate::x509::Certificate) -> KeyInfo {
+    KeyInfo {
+        kind: "x509",
+        algorithm: format!("{} certificate", cert.key),
+        fingerprint: cert.spki_sha256.clone(),
+        key_ids: cert.ski_hex.iter().cloned().collect(),
+        protected: false,
+        user_ids: vec![cert.subject.clone()],
+        certificate: Some(cert),
+    }
 }
 
 fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
@@ -351,6 +444,31 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, KeyError> {
         reason: reason.to_owned(),
     };
     let text = std::str::from_utf8(data).ok().map(str::trim);
+    if let Some(t) = text {
+        let blocks = pem_blocks(t);
+        let pgp = blocks.iter().any(|(label, _)| label.starts_with("PGP "));
+        if !pgp && (blocks.len() > 1 || blocks.iter().any(|(l, _)| *l == "CERTIFICATE")) {
+            let mut parts = Vec::new();
+            for (label, block) in blocks {
+                if label == "CERTIFICATE" {
+                    let der = x509_cert::der::Document::from_pem(block)
+                        .map_err(|e| {
+                            unrecognized(&format!(
+                                "invalid PEM certificate: {}",
+                                crate::parser_error(&e)
+                            ))
+                        })?
+                        .1;
+                    let cert = crate::x509::certificate(der.as_bytes())
+                        .map_err(|e| unrecognized(&e.to_string()))?;
+                    parts.push(Parsed::Cert(Box::new(cert)));
+                } else {
+                    parts.push(parse(path, block.as_bytes())?);
+                }
+            }
+            return Ok(Parsed::Bundle(parts));
+        }
+    }
     let pem =
         |label: &str| text.is_some_and(|t| t.starts_with(&format!("-----BEGIN {label}-----")));
     if pem("PGP PUBLIC KEY BLOCK") {
@@ -410,10 +528,16 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, KeyError> {
         }
         return Ok(Parsed::Pgp(secret));
     }
-    if data.first() == Some(&0x30)
-        && let Ok(key) = RsaPrivateKey::from_pkcs8_der(data)
-    {
-        return Ok(Parsed::Rsa(Box::new(key)));
+    if data.first() == Some(&0x30) {
+        if let Ok(key) = RsaPrivateKey::from_pkcs8_der(data) {
+            return Ok(Parsed::Rsa(Box::new(key)));
+        }
+        if let Ok(cert) = crate::x509::certificate(data) {
+            return Ok(Parsed::Cert(Box::new(cert)));
+        }
+        if crate::x509::is_pkcs12(data) {
+            return Ok(Parsed::Pkcs12(Zeroizing::new(data.to_vec())));
+        }
     }
     match aes_key_from_bytes(data) {
         Ok(key) => return Ok(Parsed::Aes(key)),
@@ -488,6 +612,7 @@ pub fn inspect(path: &Path) -> Result<Vec<KeyInfo>, KeyError> {
             key_ids: Vec::new(),
             protected: true,
             user_ids: Vec::new(),
+            certificate: None,
         }],
         Parsed::Aes(key) => vec![KeyInfo {
             kind: "aes-256",
@@ -496,8 +621,58 @@ pub fn inspect(path: &Path) -> Result<Vec<KeyInfo>, KeyError> {
             key_ids: Vec::new(),
             protected: false,
             user_ids: Vec::new(),
+            certificate: None,
         }],
+        Parsed::Cert(cert) => vec![certificate_info(*cert)],
+        Parsed::Pkcs12(der) => {
+            // The MAC needs the passphrase; without one only the structure is known,
+            // unless the bundle has no passphrase at all.
+            match crate::x509::open_pkcs12(&der, "") {
+                Ok(contents) => pkcs12_infos(&contents),
+                Err(_) => vec![KeyInfo {
+                    kind: "pkcs12",
+                    algorithm: "PKCS#12 bundle (its keys and certificates need the passphrase)"
+                        .into(),
+                    fingerprint: String::new(),
+                    key_ids: Vec::new(),
+                    protected: true,
+                    user_ids: Vec::new(),
+                    certificate: None,
+                }],
+            }
+        }
+        Parsed::Bundle(parts) => parts.into_iter().flat_map(inspect_parsed).collect(),
     })
+}
+
+fn inspect_parsed(parsed: Parsed) -> Vec<KeyInfo> {
+    match parsed {
+        Parsed::Rsa(key) => vec![rsa_info(&key).0],
+        Parsed::Cert(cert) => vec![certificate_info(*cert)],
+        Parsed::Pgp(keys) => keys.iter().map(pgp_info).collect(),
+        Parsed::EncryptedPkcs8(_) => vec![KeyInfo {
+            kind: "rsa",
+            algorithm: "RSA (encrypted PKCS#8: size and fingerprint need the passphrase)".into(),
+            fingerprint: String::new(),
+            key_ids: Vec::new(),
+            protected: true,
+            user_ids: Vec::new(),
+            certificate: None,
+        }],
+        Parsed::Aes(_) | Parsed::Pkcs12(_) | Parsed::Bundle(_) => Vec::new(),
+    }
+}
+
+/// What an opened PKCS#12 bundle holds, described.
+fn pkcs12_infos(contents: &crate::x509::Pkcs12Contents) -> Vec<KeyInfo> {
+    let mut infos: Vec<KeyInfo> = contents
+        .keys
+        .iter()
+        .filter_map(|der| RsaPrivateKey::from_pkcs8_der(der).ok())
+        .map(|k| rsa_info(&k).0)
+        .collect();
+    infos.extend(contents.certificates.iter().cloned().map(certificate_info));
+    infos
 }
 
 impl Keyring {
@@ -519,7 +694,51 @@ impl Keyring {
         passphrases: &mut Passphrases<'_>,
     ) -> Result<Vec<KeyInfo>, KeyError> {
         let data = read_key_file(path)?;
-        match parse(path, &data)? {
+        let parsed = parse(path, &data)?;
+        self.load_parsed(path, parsed, passphrases)
+    }
+
+    fn load_parsed(
+        &mut self,
+        path: &Path,
+        parsed: Parsed,
+        passphrases: &mut Passphrases<'_>,
+    ) -> Result<Vec<KeyInfo>, KeyError> {
+        match parsed {
+            Parsed::Cert(cert) => {
+                self.certificates.push((*cert).clone());
+                Ok(vec![certificate_info(*cert)])
+            }
+            Parsed::Bundle(parts) => {
+                let mut infos = Vec::new();
+                for part in parts {
+                    infos.extend(self.load_parsed(path, part, passphrases)?);
+                }
+                Ok(infos)
+            }
+            Parsed::Pkcs12(der) => {
+                // A bundle without a passphrase opens with the empty one.
+                let contents = match crate::x509::open_pkcs12(&der, "") {
+                    Ok(c) => c,
+                    Err(_) => unlock_with(path, "(PKCS#12 bundle)", passphrases, |pw| {
+                        crate::x509::open_pkcs12(&der, pw).ok()
+                    })?,
+                };
+                let infos = pkcs12_infos(&contents);
+                for der in &contents.keys {
+                    let key =
+                        RsaPrivateKey::from_pkcs8_der(der).map_err(|e| KeyError::Unrecognized {
+                            path: path.to_owned(),
+                            reason: format!(
+                                "the PKCS#12 bundle's key is not RSA: {}",
+                                crate::parser_error(&e)
+                            ),
+                        })?;
+                    self.add_rsa(path, key);
+                }
+                self.certificates.extend(contents.certificates);
+                Ok(infos)
+            }
             Parsed::Pgp(keys) => {
                 let mut infos = Vec::new();
                 for key in keys {
@@ -567,6 +786,7 @@ impl Keyring {
                     key_ids: Vec::new(),
                     protected: false,
                     user_ids: Vec::new(),
+                    certificate: None,
                 }])
             }
         }
@@ -574,7 +794,15 @@ impl Keyring {
 
     fn add_rsa(&mut self, path: &Path, key: RsaPrivateKey) -> KeyInfo {
         let (info, fingerprint) = rsa_info(&key);
+        let ski = {
+            use rsa::pkcs1::EncodeRsaPublicKey;
+            key.to_public_key()
+                .to_pkcs1_der()
+                .map(|d| sha1::Sha1::digest(d.as_bytes()).to_vec())
+                .unwrap_or_default()
+        };
         self.rsa.push(RsaKey {
+            ski,
             native: crate::rsa_native::NativeRsa::from_key(&key),
             key,
             fingerprint,

@@ -15,6 +15,8 @@
 //! temp-file-then-rename rule) is the pull engine's job, once [`object::run`] has
 //! returned `Ok`.
 
+pub mod cbc;
+pub mod cms;
 pub mod detect;
 pub mod envelope;
 pub mod gcm;
@@ -24,6 +26,7 @@ pub mod object;
 pub mod openpgp;
 pub mod rsa_native;
 pub mod s3ec;
+pub mod x509;
 
 #[cfg(test)]
 mod fuzz;

@@ -12,8 +12,9 @@ use crate::s3ec::{self, DataKey, Kms, S3ecError};
 /// Choices that weaken guarantees, off by default.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DecryptOptions {
-    /// Decrypt V1 S3EC objects (AES-CBC, no authentication tag).
-    pub allow_legacy_cbc: bool,
+    /// Decrypt containers whose content carries no integrity check: S3EC V1 and CMS
+    /// EnvelopedData (AES-CBC). Their outputs are marked unauthenticated.
+    pub allow_unauthenticated: bool,
 }
 
 /// What decrypting an object did.
@@ -26,6 +27,20 @@ pub struct Outcome {
     pub opened_with: Option<String>,
     /// Plaintext bytes written.
     pub plaintext_bytes: u64,
+    /// The check that authenticated every byte (`openpgp-integrity`, `s3ec-gcm-tag`,
+    /// `cms-gcm-tag`); `None` for plain media and unauthenticated (CBC) containers.
+    pub authenticated_by: Option<&'static str>,
+    /// Whether there was an encryption layer at all (so `authenticated_by: None` means
+    /// unauthenticated rather than plain).
+    pub encrypted: bool,
+}
+
+impl Outcome {
+    /// `Some(true)` for authenticated containers, `Some(false)` for unauthenticated
+    /// ones (CBC), `None` for plain media.
+    pub fn authenticated(&self) -> Option<bool> {
+        self.encrypted.then_some(self.authenticated_by.is_some())
+    }
 }
 
 /// Why an object could not be decrypted.
@@ -40,6 +55,9 @@ pub enum DecryptError {
     /// S3 Encryption Client failed.
     #[error("S3 Encryption Client: {0}")]
     S3ec(S3ecError),
+    /// CMS failed.
+    #[error("CMS: {0}")]
+    Cms(crate::cms::CmsError),
     /// The body was shorter or longer than the object's size.
     #[error("read {read} bytes of a {expected}-byte object (truncated or changed while reading)")]
     Length {
@@ -73,6 +91,12 @@ impl From<S3ecError> for DecryptError {
     }
 }
 
+impl From<crate::cms::CmsError> for DecryptError {
+    fn from(e: crate::cms::CmsError) -> Self {
+        DecryptError::Cms(e)
+    }
+}
+
 impl DecryptError {
     /// Whether this is a permission problem (KMS access denied): exit code 3.
     pub fn is_permission(&self) -> bool {
@@ -83,6 +107,7 @@ impl DecryptError {
     pub fn hint(&self) -> Option<crate::Hint> {
         match self {
             DecryptError::S3ec(e) => e.hint(),
+            DecryptError::Cms(e) => e.hint(),
             DecryptError::OpenPgp(PgpError::MissingKey { .. }) => Some(crate::Hint::Key),
             _ => None,
         }
@@ -99,6 +124,8 @@ pub enum Prepared {
         /// ASCII armor.
         armored: bool,
     },
+    /// CMS: the recipient and key are found while reading the message.
+    Cms(crate::cms::Encoding),
     /// S3EC with its data key.
     S3ec {
         /// The envelope.
@@ -119,9 +146,10 @@ pub async fn prepare(
     Ok(match format {
         Format::Plain(kind) => Prepared::Plain(kind),
         Format::OpenPgp { armored } => Prepared::OpenPgp { armored },
+        Format::Cms(encoding) => Prepared::Cms(encoding),
         Format::S3ec(envelope) => {
             if envelope.content == crate::envelope::ContentCipher::AesCbc
-                && !options.allow_legacy_cbc
+                && !options.allow_unauthenticated
             {
                 return Err(S3ecError::LegacyCbcRefused.into());
             }
@@ -182,6 +210,8 @@ pub fn run<R: BufRead + Send>(
                 format: format!("plain {}", kind.as_str()),
                 opened_with: None,
                 plaintext_bytes: bytes,
+                authenticated_by: None,
+                encrypted: false,
             }
         }
         Prepared::OpenPgp { armored } => {
@@ -196,6 +226,26 @@ pub fn run<R: BufRead + Send>(
                 },
                 opened_with: Some(result.key_id),
                 plaintext_bytes: result.bytes,
+                authenticated_by: Some("openpgp-integrity"),
+                encrypted: true,
+            }
+        }
+        Prepared::Cms(encoding) => {
+            let opened = crate::cms::decrypt(
+                &mut reader,
+                *encoding,
+                keys,
+                options.allow_unauthenticated,
+                out,
+            )?;
+            // PEM's end line and trailing white space.
+            std::io::copy(&mut reader, &mut std::io::sink())?;
+            Outcome {
+                format: opened.description,
+                opened_with: Some(opened.opened_with),
+                plaintext_bytes: opened.plaintext_bytes,
+                authenticated_by: opened.authenticated.then_some("cms-gcm-tag"),
+                encrypted: true,
             }
         }
         Prepared::S3ec { envelope, key } => {
@@ -204,13 +254,15 @@ pub fn run<R: BufRead + Send>(
                 total_len,
                 envelope,
                 key,
-                options.allow_legacy_cbc,
+                options.allow_unauthenticated,
                 out,
             )?;
             Outcome {
                 format: envelope.describe(),
                 opened_with: Some(key.opened_with.clone()),
                 plaintext_bytes: bytes,
+                authenticated_by: Format::S3ec(envelope.clone()).authenticated_by(),
+                encrypted: true,
             }
         }
     };

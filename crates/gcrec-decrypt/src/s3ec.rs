@@ -6,16 +6,16 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use aes::Aes256;
-use aes::cipher::{BlockDecrypt, BlockDecryptMut, KeyInit, KeyIvInit};
+use aes::cipher::{BlockDecrypt, KeyInit};
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
 use hkdf::Hkdf;
-use rsa::{Oaep, Pkcs1v15Encrypt};
 use sha2::Sha512;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::cbc::{CbcDecryptor, CbcError, FinishError};
 use crate::envelope::{ContentCipher, Envelope, KeyWrap, Version};
 use crate::gcm::{GcmDecryptor, GcmError};
 use crate::keys::Keyring;
@@ -203,22 +203,11 @@ fn unwrap_rsa(env: &Envelope, keys: &Keyring, oaep: bool) -> Result<DataKey, S3e
         });
     }
     for rsa in &keys.rsa {
-        use crate::rsa_native::OaepHash;
         let ct = &env.wrapped_key;
-        // AWS-LC when it took the key; the pure-Rust crate otherwise.
-        let plain = match (&rsa.native, oaep) {
-            (Some(n), true) => n.decrypt_oaep(OaepHash::Sha1, ct),
-            (Some(n), false) => n.decrypt_pkcs1(ct),
-            (None, true) => rsa
-                .key
-                .decrypt(Oaep::new::<sha1::Sha1>(), ct)
-                .ok()
-                .map(Zeroizing::new),
-            (None, false) => rsa
-                .key
-                .decrypt(Pkcs1v15Encrypt, ct)
-                .ok()
-                .map(Zeroizing::new),
+        let plain = if oaep {
+            rsa.decrypt_oaep(crate::rsa_native::OaepHash::Sha1, ct)
+        } else {
+            rsa.decrypt_pkcs1(ct)
         };
         let Some(plain) = plain else {
             continue;
@@ -241,7 +230,7 @@ fn unwrap_rsa(env: &Envelope, keys: &Keyring, oaep: bool) -> Result<DataKey, S3e
         if let Some(key) = key {
             return Ok(DataKey {
                 key,
-                opened_with: format!("rsa:{}", &rsa.fingerprint[..16]),
+                opened_with: rsa.short_id(),
             });
         }
     }
@@ -386,7 +375,7 @@ pub fn decrypt_content(
     total_len: u64,
     env: &Envelope,
     data_key: &DataKey,
-    allow_legacy_cbc: bool,
+    allow_unauthenticated: bool,
     out: &mut dyn Write,
 ) -> Result<u64, S3ecError> {
     match env.content {
@@ -413,7 +402,7 @@ pub fn decrypt_content(
             gcm_stream(reader, total_len, &content_key, &[0x01; 12], &SUITE_ID, out)
         }
         ContentCipher::AesCbc => {
-            if !allow_legacy_cbc {
+            if !allow_unauthenticated {
                 return Err(S3ecError::LegacyCbcRefused);
             }
             cbc_stream(reader, total_len, &data_key.key, &env.iv, out)
@@ -455,38 +444,23 @@ fn cbc_stream(
     if total_len == 0 || !total_len.is_multiple_of(16) {
         return Err(S3ecError::BadLength(total_len));
     }
-    let mut cipher = cbc::Decryptor::<Aes256>::new(key.into(), iv.into());
-    let mut buf = vec![0u8; CHUNK];
-    let mut held: Option<[u8; 16]> = None;
-    let mut carry = Vec::with_capacity(16);
+    let mut cbc = CbcDecryptor::new(key, iv).map_err(|_| S3ecError::BadLength(total_len))?;
+    let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
     let mut read = 0u64;
-    let mut written = 0u64;
     loop {
         let n = read_full(reader, &mut buf)?;
         if n == 0 {
             break;
         }
         read += n as u64;
-        carry.extend_from_slice(&buf[..n]);
-        let whole = carry.len() / 16 * 16;
-        for block in carry[..whole].chunks_exact(16) {
-            let mut b: [u8; 16] = block.try_into().unwrap_or([0; 16]);
-            cipher.decrypt_block_mut((&mut b).into());
-            if let Some(prev) = held.replace(b) {
-                out.write_all(&prev)?;
-                written += 16;
-            }
-        }
-        carry.drain(..whole);
+        cbc.update(&buf[..n], out)?;
     }
-    if read != total_len || !carry.is_empty() {
+    if read != total_len {
         return Err(S3ecError::BadLength(read));
     }
-    let last = held.ok_or(S3ecError::BadLength(read))?;
-    let pad = usize::from(last[15]);
-    if pad == 0 || pad > 16 || last[16 - pad..].iter().any(|&b| usize::from(b) != pad) {
-        return Err(S3ecError::BadPadding);
-    }
-    out.write_all(&last[..16 - pad])?;
-    Ok(written + (16 - pad) as u64)
+    cbc.finish(out).map_err(|e| match e {
+        FinishError::Cbc(CbcError::BadPadding) => S3ecError::BadPadding,
+        FinishError::Cbc(_) => S3ecError::BadLength(read),
+        FinishError::Io(e) => S3ecError::Io(e),
+    })
 }

@@ -86,6 +86,15 @@ pub struct Entry {
     pub encryption: Option<String>,
     /// The key that opened it.
     pub opened_with: Option<String>,
+    /// Whether the container authenticated every byte of the plaintext: `false` for
+    /// AES-CBC containers (S3EC V1, CMS EnvelopedData), released only when explicitly
+    /// allowed; `None` for plain media.
+    #[serde(default)]
+    pub authenticated: Option<bool>,
+    /// Whether the plaintext's length equals the sidecar's `fileSize` (`None` without a
+    /// valid sidecar). A match is the only length check an unauthenticated container has.
+    #[serde(default)]
+    pub sidecar_file_size_matches: Option<bool>,
     /// SHA-256 of the downloaded bytes, hex.
     pub sha256_downloaded: Option<String>,
     /// SHA-256 of the plaintext, hex.

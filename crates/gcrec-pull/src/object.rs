@@ -201,7 +201,6 @@ struct Opened {
     handle: gcrec_fetch::transfer::VerifiedHandle,
     prepared: gcrec_decrypt::object::Prepared,
     reader: BodyReader,
-    authenticated_by: Option<&'static str>,
 }
 
 /// Starts the download of `key`, tells its container and unwraps its data key.
@@ -262,8 +261,9 @@ async fn open_object(
             });
         }
     }
-    let authenticated_by = format.authenticated_by();
-    if authenticated_by.is_some() {
+    // Known from the envelope or the first bytes: the content's own check will vouch
+    // for every byte, so the ETag's MD5 need not be computed.
+    if format.authenticated_by().is_some() {
         handle.skip_etag_md5();
     }
     if !ctx.hash_downloaded {
@@ -285,7 +285,6 @@ async fn open_object(
         handle,
         prepared,
         reader,
-        authenticated_by,
     })
 }
 
@@ -333,7 +332,7 @@ pub async fn decrypt_object(
         handle,
         prepared,
         mut reader,
-        authenticated_by,
+        ..
     } = open_object(
         source,
         &job.key,
@@ -414,10 +413,11 @@ pub async fn decrypt_object(
             .get()
             .cloned()
             .ok_or_else(|| PullError::Unverified(key.clone()))?;
-        // `run` returned Ok: the content's own tag or MDC checked every byte.
+        // `run` returned Ok: the content's own tag or MDC checked every byte (when
+        // the container has one; the outcome says).
         downloaded
             .checked
-            .extend(authenticated_by.map(str::to_owned));
+            .extend(outcome.authenticated_by.map(str::to_owned));
         pending.release().map_err(PullError::output(
             "moving the verified plaintext to",
             &destination,

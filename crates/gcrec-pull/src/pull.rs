@@ -446,7 +446,13 @@ impl Run {
             }
             entries.push(finish(e));
         }
+        let file_size = self.sidecar_file_size(&r, &sidecar);
         for (mut e, result) in media_done {
+            if result.is_ok() {
+                e.sidecar_file_size_matches = file_size
+                    .zip(e.plaintext_size)
+                    .map(|(want, got)| want == got);
+            }
             match &sidecar {
                 Some(Ok(out)) => {
                     e.sidecar_sha256 = Some(out.sha256.clone());
@@ -477,6 +483,27 @@ impl Run {
             RecordingOutcome::Pulled
         };
         Done { entries, outcome }
+    }
+
+    /// The sidecar's `fileSize`: from the metadata read while listing (or from the
+    /// catalog), else from the sidecar just copied.
+    fn sidecar_file_size(
+        &self,
+        r: &Recording,
+        copied: &Option<Result<OutputFile, PullError>>,
+    ) -> Option<u64> {
+        if let Some(m) = r.valid_metadata() {
+            return Some(m.file_size);
+        }
+        let (Some(s), Some(Ok(out))) = (&r.sidecar, copied) else {
+            return None;
+        };
+        let mut body = Vec::new();
+        let file = std::fs::File::open(self.out.join(&out.path)).ok()?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, out.size), &mut body).ok()?;
+        gcrec_fetch::scan::parse_sidecar(r, &s.key, &body)
+            .ok()
+            .map(|m| m.file_size)
     }
 
     /// Where a sidecar goes, claimed for this run.
@@ -588,6 +615,7 @@ impl Run {
         e.sha256_downloaded = d.downloaded.sha256.clone();
         e.sha256_plaintext = Some(d.plaintext_sha256.clone());
         e.plaintext_size = Some(d.outcome.plaintext_bytes);
+        e.authenticated = d.outcome.authenticated();
         e.outputs.insert(
             0,
             self.output(&dest, d.outcome.plaintext_bytes, d.plaintext_sha256),

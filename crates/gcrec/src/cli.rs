@@ -263,10 +263,12 @@ pub struct KeyArgs {
     /// Read the key passphrase from the first line of this file.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
-    /// Also decrypt legacy S3 Encryption Client V1 objects (AES-CBC), which carry no
-    /// authentication tag: tampering cannot be detected.
-    #[arg(long)]
-    pub allow_legacy_cbc: bool,
+    /// Also decrypt containers whose content carries no integrity check — S3
+    /// Encryption Client V1 objects and CMS EnvelopedData (both AES-CBC): tampering
+    /// cannot be detected, and the manifest marks such outputs `authenticated: false`.
+    /// `--allow-legacy-cbc` is the old name.
+    #[arg(long, visible_alias = "allow-legacy-cbc")]
+    pub allow_unauthenticated: bool,
 }
 
 /// What decrypted content must be, for `pull` and `decrypt`.

@@ -70,7 +70,9 @@ pub fn hint_suffix(hint: Hint) -> &'static str {
         Hint::Decrypt(D::Passphrase) => {
             " with --passphrase-env VAR or --passphrase-file FILE (or run on a terminal to be asked)"
         }
-        Hint::Decrypt(D::AllowUnauthenticated) => "; pass --allow-legacy-cbc to decrypt it anyway",
+        Hint::Decrypt(D::AllowUnauthenticated) => {
+            "; pass --allow-unauthenticated to decrypt it anyway"
+        }
         Hint::Pull(PullHint::ExpansionLimit) => " (--max-expansion)",
         Hint::Pull(PullHint::EncryptionRequired) => " (--require-encryption)",
         Hint::Pull(PullHint::CatalogStale) => "; re-run gcrec index to update the catalog",

@@ -25,7 +25,7 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
         keys,
         Some(Arc::new(LazyKms::new(args.aws.clone()))),
         DecryptOptions {
-            allow_legacy_cbc: args.keys.allow_legacy_cbc,
+            allow_unauthenticated: args.keys.allow_unauthenticated,
         },
     );
     args.content.apply(&mut ctx);

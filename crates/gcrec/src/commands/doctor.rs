@@ -88,7 +88,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
         loaded.keyring,
         Some(Arc::new(LazyKms::new(args.aws.clone()))),
         DecryptOptions {
-            allow_legacy_cbc: args.keys.allow_legacy_cbc,
+            allow_unauthenticated: args.keys.allow_unauthenticated,
         },
     );
     let found = examine(

@@ -128,7 +128,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         keys,
         Some(Arc::new(LazyKms::new(args.aws.clone()))),
         DecryptOptions {
-            allow_legacy_cbc: args.keys.allow_legacy_cbc,
+            allow_unauthenticated: args.keys.allow_unauthenticated,
         },
     );
     ctx.transfer = TransferOptions {
