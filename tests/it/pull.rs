@@ -86,17 +86,20 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
         "Stranger <unknown@example.invalid>",
     ]);
     assert_eq!(made.code, 0, "{}", made.stderr);
+    // Indices into a round-robin over every container (nine kinds).
     let damage = |i: usize| match i {
-        7 => Some(Damage::FlipMiddle),  // OpenPGP RSA: MDC fails
-        9 => Some(Damage::Truncate),    // S3EC V2 RSA: cut short
-        10 => Some(Damage::FlipMiddle), // S3EC V3 RSA: GCM tag fails
-        14 => Some(Damage::UnknownKey), // OpenPGP to a key not given
-        15 => Some(Damage::Truncate),   // OpenPGP Curve25519 (armored): cut short
+        9 => Some(Damage::FlipMiddle),  // OpenPGP RSA: MDC fails
+        10 => Some(Damage::Truncate),   // OpenPGP Curve25519 (armored): cut short
+        11 => Some(Damage::Truncate),   // S3EC V2 RSA: cut short
+        12 => Some(Damage::FlipMiddle), // S3EC V3 RSA: GCM tag fails
+        15 => Some(Damage::FlipMiddle), // CMS AuthEnvelopedData: GCM tag fails
+        18 => Some(Damage::UnknownKey), // OpenPGP to a key not given
+        24 => Some(Damage::Truncate),   // CMS AuthEnvelopedData (indefinite): cut short
         _ => None,
     };
     let built = EncryptedExport::build(
         export,
-        |i| Encryption::nth(&Encryption::ALL, i),
+        |i| Encryption::nth(&Encryption::EVERY, i),
         damage,
         Some(&stranger.path().join("gcrec-pgp.pub.asc")),
     );
@@ -113,6 +116,8 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
         "--json".into(),
         "--jobs".into(),
         "16".into(),
+        // CMS EnvelopedData (CBC) is among the containers.
+        "--allow-unauthenticated".into(),
     ];
     args.extend(key_args());
     let run = gcrec_s3(&moto.endpoint, &args, &[]);
@@ -137,6 +142,8 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
             "no key for this message",
         ),
         (Damage::Truncate, Encryption::PgpCv25519, "OpenPGP"),
+        (Damage::FlipMiddle, Encryption::CmsGcm, "CMS"),
+        (Damage::Truncate, Encryption::CmsGcm, "CMS"),
     ]
     .into_iter()
     .map(|(d, enc, reason)| {
@@ -183,15 +190,36 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
                         Some("openpgp-integrity")
                     } else if encryption.starts_with("s3ec") {
                         Some("s3ec-gcm-tag")
+                    } else if encryption.starts_with("cms auth-enveloped-data") {
+                        Some("cms-gcm-tag")
                     } else {
                         None
                     };
                     match by {
+                        // CMS is known only once read, so its ETag MD5 is computed too.
                         Some(by) => assert!(
-                            checked.contains(&by) && !checked.contains(&"md5-etag"),
+                            checked.contains(&by)
+                                && (by == "cms-gcm-tag" || !checked.contains(&"md5-etag")),
                             "{stored}: {checked:?}"
                         ),
                         None => assert!(!checked.is_empty(), "{stored}: {checked:?}"),
+                    }
+                    // Which container vouched for the bytes, and which did not.
+                    let authenticated = if encryption.starts_with("plain") {
+                        Value::Null
+                    } else {
+                        Value::Bool(!encryption.starts_with("cms enveloped-data"))
+                    };
+                    assert_eq!(entry["authenticated"], authenticated, "{stored}");
+                    if encryption.starts_with("cms") {
+                        assert_eq!(
+                            entry["opened_with"].as_str().unwrap(),
+                            "rsa:a4090a3c61cb6d85",
+                            "{stored}"
+                        );
+                    }
+                    if r.sidecar_key.is_some() {
+                        assert_eq!(entry["sidecar_file_size_matches"], true, "{stored}");
                     }
                     formats.insert(encryption.to_owned());
                     ok += 1;
@@ -212,6 +240,8 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
         "s3ec v3 (AES-GCM, key-committing, RSA-OAEP-SHA1)",
         "s3ec v2 (AES-GCM, kms+context)",
         "s3ec v3 (AES-GCM, key-committing, kms+context)",
+        "cms auth-enveloped-data (AES-256-GCM, RSA PKCS#1 v1.5, der)",
+        "cms enveloped-data (AES-256-CBC, RSA-OAEP-SHA1, pem)",
         "plain ogg",
         "plain zip",
     ] {

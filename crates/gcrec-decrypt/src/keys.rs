@@ -411,9 +411,9 @@ fn certificate_info(cert: crate::x509::Certificate) -> KeyInfo {
         kind: "x509",
         algorithm: format!("{} certificate", cert.key),
         fingerprint: cert.spki_sha256.clone(),
-        key_ids: cert.ski_hex.iter().cloned().collect(),
+        key_ids: Vec::new(),
         protected: false,
-        user_ids: vec![cert.subject.clone()],
+        user_ids: Vec::new(),
         certificate: Some(cert),
     }
 }
@@ -718,10 +718,27 @@ impl Keyring {
             }
             Parsed::Pkcs12(der) => {
                 // A bundle without a passphrase opens with the empty one.
+                let mut unreadable = None;
                 let contents = match crate::x509::open_pkcs12(&der, "") {
                     Ok(c) => c,
                     Err(_) => unlock_with(path, "(PKCS#12 bundle)", passphrases, |pw| {
-                        crate::x509::open_pkcs12(&der, pw).ok()
+                        match crate::x509::open_pkcs12(&der, pw) {
+                            Ok(c) => Some(c),
+                            // The MAC verified, something else is wrong: say that, not
+                            // "wrong passphrase".
+                            Err(e @ crate::x509::X509Error::Pkcs12(_)) => {
+                                unreadable = Some(e);
+                                None
+                            }
+                            Err(_) => None,
+                        }
+                    })
+                    .map_err(|e| match unreadable.take() {
+                        Some(reason) => KeyError::Unrecognized {
+                            path: path.to_owned(),
+                            reason: reason.to_string(),
+                        },
+                        None => e,
                     })?,
                 };
                 let infos = pkcs12_infos(&contents);

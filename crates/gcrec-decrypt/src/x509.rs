@@ -4,8 +4,8 @@
 //!
 //! PKCS#12: the MAC (HMAC with SHA-1/256/384/512 and the RFC 7292 key derivation) is
 //! checked before anything is decrypted; bags encrypted with PBES2 (what OpenSSL 3
-//! writes: PBKDF2 and AES) or with the legacy `pbeWithSHAAnd3-KeyTripleDES-CBC` are read.
-//! RC2 and RC4 (OpenSSL's `-legacy` certificate encryption) are refused with a way out.
+//! writes: PBKDF2 and AES) or with the legacy PKCS#12 PBEs — 3DES for keys, 40-bit RC2
+//! for certificates, as OpenSSL's `-legacy` and older Windows exports write — are read.
 
 use der::asn1::OctetString;
 use der::{Decode, Encode};
@@ -134,6 +134,8 @@ const OID_DATA: &str = "1.2.840.113549.1.7.1";
 const OID_ENCRYPTED_DATA: &str = "1.2.840.113549.1.7.6";
 const OID_PBES2: &str = "1.2.840.113549.1.5.13";
 const OID_PBE_SHA1_3DES: &str = "1.2.840.113549.1.12.1.3";
+const OID_PBE_SHA1_RC2_128: &str = "1.2.840.113549.1.12.1.5";
+const OID_PBE_SHA1_RC2_40: &str = "1.2.840.113549.1.12.1.6";
 
 fn p12err(e: impl std::fmt::Display) -> X509Error {
     X509Error::Pkcs12(crate::parser_error(&e))
@@ -188,7 +190,7 @@ fn pbe_decrypt(
                 .map(Zeroizing::new)
                 .map_err(|_| X509Error::WrongPassphrase)
         }
-        OID_PBE_SHA1_3DES => {
+        oid @ (OID_PBE_SHA1_3DES | OID_PBE_SHA1_RC2_128 | OID_PBE_SHA1_RC2_40) => {
             use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
             use pkcs12::kdf::{Pkcs12KeyType, derive_key_utf8};
             let params = alg
@@ -206,16 +208,29 @@ fn pbe_decrypt(
                     .map(Zeroizing::new)
                     .map_err(p12err)
             };
-            let key = derive(Pkcs12KeyType::EncryptionKey, 24)?;
+            let key_len = match oid {
+                OID_PBE_SHA1_3DES => 24,
+                OID_PBE_SHA1_RC2_128 => 16,
+                _ => 5,
+            };
+            let key = derive(Pkcs12KeyType::EncryptionKey, key_len)?;
             let iv = derive(Pkcs12KeyType::Iv, 8)?;
-            cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
-                .map_err(p12err)?
-                .decrypt_padded_vec_mut::<Pkcs7>(data)
+            let plain = if oid == OID_PBE_SHA1_3DES {
+                cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+                    .map_err(p12err)?
+                    .decrypt_padded_vec_mut::<Pkcs7>(data)
+            } else {
+                // RC2 with an effective key length equal to the key's: 40 or 128 bits.
+                cbc::Decryptor::<rc2::Rc2>::new_from_slices(&key, &iv)
+                    .map_err(p12err)?
+                    .decrypt_padded_vec_mut::<Pkcs7>(data)
+            };
+            plain
                 .map(Zeroizing::new)
                 .map_err(|_| X509Error::WrongPassphrase)
         }
         other => Err(X509Error::Pkcs12(format!(
-            "bags encrypted with {other} (RC2 or RC4, OpenSSL's -legacy) are not read: re-export the bundle without -legacy, or give the key and certificate as PEM"
+            "bags encrypted with {other} are not read (gcrec reads PBES2, 3DES and RC2): give the key and certificate as PEM"
         ))),
     }
 }
@@ -269,19 +284,23 @@ pub fn open_pkcs12(der: &[u8], password: &str) -> Result<Pkcs12Contents, X509Err
         };
         let bags = pkcs12::safe_bag::SafeContents::from_der(&bags).map_err(p12err)?;
         for bag in bags {
+            // `bag_value` keeps its `[0] EXPLICIT` wrapper.
+            let value = crate::cms::ber::Tlv::parse(&bag.bag_value)
+                .map_err(p12err)?
+                .0
+                .content;
             if bag.bag_id == pkcs12::PKCS_12_PKCS8_KEY_BAG_OID {
                 let shrouded =
-                    pkcs8::EncryptedPrivateKeyInfo::from_der(&bag.bag_value).map_err(p12err)?;
-                let alg = spki::AlgorithmIdentifierOwned::from_der(
-                    &shrouded.encryption_algorithm.to_der().map_err(p12err)?,
-                )
-                .map_err(p12err)?;
-                out.keys
-                    .push(pbe_decrypt(&alg, shrouded.encrypted_data, password)?);
+                    pkcs12::pbe_params::EncryptedPrivateKeyInfo::from_der(value).map_err(p12err)?;
+                out.keys.push(pbe_decrypt(
+                    &shrouded.encryption_algorithm,
+                    shrouded.encrypted_data.as_bytes(),
+                    password,
+                )?);
             } else if bag.bag_id == pkcs12::PKCS_12_KEY_BAG_OID {
-                out.keys.push(Zeroizing::new(bag.bag_value.clone()));
+                out.keys.push(Zeroizing::new(value.to_vec()));
             } else if bag.bag_id == pkcs12::PKCS_12_CERT_BAG_OID {
-                let cert = pkcs12::cert_type::CertBag::from_der(&bag.bag_value).map_err(p12err)?;
+                let cert = pkcs12::cert_type::CertBag::from_der(value).map_err(p12err)?;
                 if cert.cert_id == pkcs12::PKCS_12_X509_CERT_OID {
                     out.certificates
                         .push(certificate(cert.cert_value.as_bytes())?);

@@ -223,6 +223,9 @@ pub struct FileDone {
     pub format: String,
     /// The key that opened it.
     pub opened_with: Option<String>,
+    /// Whether the container authenticated every byte (`None` for plain media and
+    /// copies).
+    pub authenticated: Option<bool>,
     /// Bytes written.
     pub bytes: u64,
     /// Their SHA-256, hex.
@@ -247,6 +250,7 @@ pub fn run(
                 let result = match job {
                     FileJob::Decrypt(source, job) => {
                         decrypt_object(source, job, ctx).await.map(|d| FileDone {
+                            authenticated: d.outcome.authenticated(),
                             format: d.outcome.format,
                             opened_with: d.outcome.opened_with,
                             bytes: d.outcome.plaintext_bytes,
@@ -259,6 +263,7 @@ pub fn run(
                             .map(|v| FileDone {
                                 format: "sidecar (copied verbatim)".to_owned(),
                                 opened_with: None,
+                                authenticated: None,
                                 bytes: v.size,
                                 sha256: v.sha256,
                             })

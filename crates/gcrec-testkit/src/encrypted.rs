@@ -28,6 +28,11 @@ pub enum Encryption {
     S3ecV2Kms,
     /// S3EC V3 with a KMS keyring (official client, moto KMS).
     S3ecV3Kms,
+    /// CMS AuthEnvelopedData (AES-256-GCM, DER, indefinite lengths: `openssl cms
+    /// -encrypt -stream`) to the example recording certificate.
+    CmsGcm,
+    /// CMS EnvelopedData (AES-256-CBC, PEM, RSA-OAEP): unauthenticated.
+    CmsCbc,
     /// Not encrypted.
     Plain,
 }
@@ -41,6 +46,19 @@ impl Encryption {
         Encryption::S3ecV3Rsa,
         Encryption::S3ecV2Kms,
         Encryption::S3ecV3Kms,
+        Encryption::Plain,
+    ];
+
+    /// Every kind, CMS included (CMS CBC needs unauthenticated containers allowed).
+    pub const EVERY: [Encryption; 9] = [
+        Encryption::PgpRsa,
+        Encryption::PgpCv25519,
+        Encryption::S3ecV2Rsa,
+        Encryption::S3ecV3Rsa,
+        Encryption::S3ecV2Kms,
+        Encryption::S3ecV3Kms,
+        Encryption::CmsGcm,
+        Encryption::CmsCbc,
         Encryption::Plain,
     ];
 
@@ -196,6 +214,24 @@ impl EncryptedExport {
                 Encryption::S3ecV2Kms | Encryption::S3ecV3Kms => {
                     // Written by the official client at upload time.
                     std::fs::remove_file(&path).expect("remove");
+                }
+                Encryption::CmsGcm | Encryption::CmsCbc => {
+                    let tmp = path.with_extension("cms-tmp");
+                    let mut c = Command::new("openssl");
+                    c.args(["cms", "-encrypt", "-binary", "-in"])
+                        .arg(&path)
+                        .arg("-out")
+                        .arg(&tmp);
+                    if encryption == Encryption::CmsGcm {
+                        c.args(["-stream", "-outform", "DER", "-aes-256-gcm"])
+                            .arg(keys_dir.join("rsa3072.cert.pem"));
+                    } else {
+                        c.args(["-outform", "PEM", "-aes-256-cbc", "-recip"])
+                            .arg(keys_dir.join("rsa3072.cert.pem"))
+                            .args(["-keyopt", "rsa_padding_mode:oaep"]);
+                    }
+                    run(&mut c);
+                    std::fs::rename(&tmp, &path).expect("rename");
                 }
                 Encryption::Plain => {}
             }

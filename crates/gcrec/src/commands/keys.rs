@@ -12,6 +12,26 @@ use crate::exit::{Outcome, UsageError};
 use crate::passphrase;
 
 fn describe(path: &Path, info: &KeyInfo) -> String {
+    if let Some(cert) = &info.certificate {
+        let mut lines = vec![
+            format!("{}: X.509 certificate, {}", path.display(), cert.key),
+            format!("  subject:     {}", cert.subject),
+            format!("  issuer:      {}", cert.issuer),
+            format!("  serial:      {}", cert.serial_hex),
+        ];
+        if let Some(ski) = &cert.ski_hex {
+            lines.push(format!("  key ID:      {ski} (subject key identifier)"));
+        }
+        lines.push(format!(
+            "  valid:       {} to {}",
+            cert.not_before, cert.not_after
+        ));
+        lines.push(format!(
+            "  public key:  {} (the fingerprint of its private key)",
+            cert.spki_sha256
+        ));
+        return lines.join("\n");
+    }
     let mut lines = vec![format!(
         "{}: {} key, {}",
         path.display(),
