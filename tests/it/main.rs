@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod catalog;
+mod cms;
 mod common;
 mod decrypt;
 mod example_export;

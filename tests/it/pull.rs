@@ -156,6 +156,7 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
     })
     .collect();
     let mut ok = 0;
+    let mut sizes_matched = 0;
     let mut formats = BTreeSet::new();
     for r in &built.export.recordings {
         match &r.media_key {
@@ -218,8 +219,10 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
                             "{stored}"
                         );
                     }
-                    if r.sidecar_key.is_some() {
-                        assert_eq!(entry["sidecar_file_size_matches"], true, "{stored}");
+                    // Null only without a valid sidecar (the generator breaks some).
+                    if let Some(matches) = entry["sidecar_file_size_matches"].as_bool() {
+                        assert!(matches, "{stored}");
+                        sizes_matched += 1;
                     }
                     formats.insert(encryption.to_owned());
                     ok += 1;
@@ -234,6 +237,10 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
         }
     }
     assert!(ok >= 1990, "{ok} good recordings");
+    assert!(
+        sizes_matched >= 1900,
+        "{sizes_matched} sidecar fileSize matches"
+    );
     for needed in [
         "openpgp",
         "s3ec v2 (AES-GCM, RSA-OAEP-SHA1)",
