@@ -29,8 +29,9 @@ use ber::{BerError, Counted, Header, Len, StreamError, Tlv, tag};
 /// The most bytes of one header element (the recipients, the originator's
 /// certificates) read whole.
 pub const MAX_HEADER_ELEMENT: u64 = 4 << 20;
-/// The most recipients read from one message.
-pub const MAX_RECIPIENTS: usize = 1024;
+/// The most recipients read from one message (as for OpenPGP): trying each key on each
+/// recipient costs a private-key operation apiece.
+pub const MAX_RECIPIENTS: usize = 64;
 /// Bytes of content decrypted per step.
 const CHUNK: usize = 64 * 1024;
 
