@@ -60,6 +60,8 @@ pub enum Format {
     S3ec(Box<Envelope>),
     /// A CMS (PKCS#7) EnvelopedData or AuthEnvelopedData message.
     Cms(crate::cms::Encoding),
+    /// An AWS Encryption SDK message, its header read.
+    Esdk(Box<crate::esdk::Header>),
 }
 
 impl Format {
@@ -73,6 +75,7 @@ impl Format {
         use crate::envelope::ContentCipher;
         match self {
             Format::Plain(_) | Format::Cms(_) => None,
+            Format::Esdk(_) => Some("esdk-gcm-tags"),
             Format::OpenPgp { .. } => Some("openpgp-integrity"),
             Format::S3ec(e) => match e.content {
                 ContentCipher::AesGcm | ContentCipher::AesGcmCommitting => Some("s3ec-gcm-tag"),
@@ -90,6 +93,7 @@ impl fmt::Display for Format {
             Format::OpenPgp { armored: false } => f.write_str("openpgp"),
             Format::S3ec(e) => write!(f, "{}", e.describe()),
             Format::Cms(encoding) => write!(f, "cms ({})", encoding.as_str()),
+            Format::Esdk(header) => f.write_str(&header.describe()),
         }
     }
 }
@@ -99,7 +103,7 @@ impl fmt::Display for Format {
 pub enum DetectError {
     /// Nothing recognizable.
     #[error(
-        "unrecognized content (first bytes: {first_bytes}); gcrec reads OpenPGP messages (binary or armored), Amazon S3 Encryption Client objects (envelope in x-amz-meta-* metadata or a .instruction file), CMS EnvelopedData and AuthEnvelopedData (DER, PEM or S/MIME) and plain Ogg, ZIP, JSON, WAV, MP3 and WebM media"
+        "unrecognized content (first bytes: {first_bytes}); gcrec reads OpenPGP messages (binary or armored), Amazon S3 Encryption Client objects (envelope in x-amz-meta-* metadata or a .instruction file), CMS EnvelopedData and AuthEnvelopedData (DER, PEM or S/MIME), AWS Encryption SDK messages and plain Ogg, ZIP, JSON, WAV, MP3 and WebM media"
     )]
     Unknown {
         /// Up to 16 leading bytes, in hex.
@@ -108,6 +112,16 @@ pub enum DetectError {
     /// S3EC metadata is present but unusable.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// An AWS Encryption SDK header that cannot be read.
+    #[error("AWS Encryption SDK: {0}")]
+    Esdk(#[from] crate::esdk::EsdkError),
+}
+
+/// Whether `head` begins an AWS Encryption SDK header that is not complete yet: the
+/// caller reads more of the object (up to [`crate::esdk::MAX_HEADER`]) before
+/// [`detect`], which needs the whole header.
+pub fn wants_more(head: &[u8]) -> bool {
+    crate::esdk::sniff(head) && matches!(crate::esdk::parse_header(head), Ok(None))
 }
 
 fn openpgp_binary(head: &[u8]) -> bool {
@@ -174,6 +188,12 @@ pub fn detect(
     }
     if let Some(encoding) = crate::cms::armor::sniff(head) {
         return Ok(Format::Cms(encoding));
+    }
+    if crate::esdk::sniff(head) {
+        return match crate::esdk::parse_header(head)? {
+            Some(header) => Ok(Format::Esdk(Box::new(header))),
+            None => Err(crate::esdk::EsdkError::Truncated.into()),
+        };
     }
     if let Some(kind) = media_kind(head) {
         return Ok(Format::Plain(kind));

@@ -155,6 +155,16 @@ impl RsaKey {
                 .decrypt(rsa::Oaep::new::<Sha256>(), ciphertext)
                 .ok()
                 .map(Zeroizing::new),
+            (None, OaepHash::Sha384) => self
+                .key
+                .decrypt(rsa::Oaep::new::<sha2::Sha384>(), ciphertext)
+                .ok()
+                .map(Zeroizing::new),
+            (None, OaepHash::Sha512) => self
+                .key
+                .decrypt(rsa::Oaep::new::<sha2::Sha512>(), ciphertext)
+                .ok()
+                .map(Zeroizing::new),
         }
     }
 

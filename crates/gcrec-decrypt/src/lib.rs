@@ -19,6 +19,7 @@ pub mod cbc;
 pub mod cms;
 pub mod detect;
 pub mod envelope;
+pub mod esdk;
 pub mod gcm;
 pub mod keys;
 pub mod kms;

@@ -9,12 +9,15 @@ use crate::keys::Keyring;
 use crate::openpgp::{self, PgpError};
 use crate::s3ec::{self, DataKey, Kms, S3ecError};
 
-/// Choices that weaken guarantees, off by default.
-#[derive(Debug, Clone, Copy, Default)]
+/// How objects are decrypted: choices that weaken guarantees (off by default) and
+/// requirements that strengthen them.
+#[derive(Debug, Clone, Default)]
 pub struct DecryptOptions {
     /// Decrypt containers whose content carries no integrity check: S3EC V1 and CMS
     /// EnvelopedData (AES-CBC). Their outputs are marked unauthenticated.
     pub allow_unauthenticated: bool,
+    /// Pairs an AWS Encryption SDK message's encryption context must hold.
+    pub required_context: std::collections::BTreeMap<String, String>,
 }
 
 /// What decrypting an object did.
@@ -58,6 +61,9 @@ pub enum DecryptError {
     /// CMS failed.
     #[error("CMS: {0}")]
     Cms(crate::cms::CmsError),
+    /// The AWS Encryption SDK message failed.
+    #[error("AWS Encryption SDK: {0}")]
+    Esdk(crate::esdk::EsdkError),
     /// The body was shorter or longer than the object's size.
     #[error("read {read} bytes of a {expected}-byte object (truncated or changed while reading)")]
     Length {
@@ -91,6 +97,12 @@ impl From<S3ecError> for DecryptError {
     }
 }
 
+impl From<crate::esdk::EsdkError> for DecryptError {
+    fn from(e: crate::esdk::EsdkError) -> Self {
+        DecryptError::Esdk(e)
+    }
+}
+
 impl From<crate::cms::CmsError> for DecryptError {
     fn from(e: crate::cms::CmsError) -> Self {
         DecryptError::Cms(e)
@@ -100,7 +112,11 @@ impl From<crate::cms::CmsError> for DecryptError {
 impl DecryptError {
     /// Whether this is a permission problem (KMS access denied): exit code 3.
     pub fn is_permission(&self) -> bool {
-        matches!(self, DecryptError::S3ec(e) if e.is_permission())
+        match self {
+            DecryptError::S3ec(e) => e.is_permission(),
+            DecryptError::Esdk(e) => e.is_permission(),
+            _ => false,
+        }
     }
 
     /// What the user can give to get past this error, when gcrec can tell.
@@ -108,6 +124,7 @@ impl DecryptError {
         match self {
             DecryptError::S3ec(e) => e.hint(),
             DecryptError::Cms(e) => e.hint(),
+            DecryptError::Esdk(e) => e.hint(),
             DecryptError::OpenPgp(PgpError::MissingKey { .. }) => Some(crate::Hint::Key),
             _ => None,
         }
@@ -126,6 +143,13 @@ pub enum Prepared {
     },
     /// CMS: the recipient and key are found while reading the message.
     Cms(crate::cms::Encoding),
+    /// An AWS Encryption SDK message, its header authenticated with the content key.
+    Esdk {
+        /// The header.
+        header: Box<crate::esdk::Header>,
+        /// The content key.
+        key: crate::esdk::ContentKey,
+    },
     /// S3EC with its data key.
     S3ec {
         /// The envelope.
@@ -141,12 +165,16 @@ pub async fn prepare(
     format: Format,
     keys: &Keyring,
     kms: Option<&dyn Kms>,
-    options: DecryptOptions,
+    options: &DecryptOptions,
 ) -> Result<Prepared, DecryptError> {
     Ok(match format {
         Format::Plain(kind) => Prepared::Plain(kind),
         Format::OpenPgp { armored } => Prepared::OpenPgp { armored },
         Format::Cms(encoding) => Prepared::Cms(encoding),
+        Format::Esdk(header) => {
+            let key = crate::esdk::open(&header, keys, kms, &options.required_context).await?;
+            Prepared::Esdk { header, key }
+        }
         Format::S3ec(envelope) => {
             if envelope.content == crate::envelope::ContentCipher::AesCbc
                 && !options.allow_unauthenticated
@@ -196,7 +224,7 @@ pub fn run<R: BufRead + Send>(
     reader: R,
     total_len: u64,
     keys: &Keyring,
-    options: DecryptOptions,
+    options: &DecryptOptions,
     out: &mut dyn Write,
 ) -> Result<Outcome, DecryptError> {
     let mut reader = CountingReader {
@@ -227,6 +255,16 @@ pub fn run<R: BufRead + Send>(
                 opened_with: Some(result.key_id),
                 plaintext_bytes: result.bytes,
                 authenticated_by: Some("openpgp-integrity"),
+                encrypted: true,
+            }
+        }
+        Prepared::Esdk { header, key } => {
+            let bytes = crate::esdk::decrypt(&mut reader, header, key, out)?;
+            Outcome {
+                format: header.describe(),
+                opened_with: Some(key.opened_with.clone()),
+                plaintext_bytes: bytes,
+                authenticated_by: Some("esdk-gcm-tags"),
                 encrypted: true,
             }
         }

@@ -6,8 +6,8 @@
 //! AWS-LC refuses.
 
 use aws_lc_rs::rsa::{
-    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey,
-    Pkcs1PrivateDecryptingKey, PrivateDecryptingKey,
+    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OAEP_SHA512_MGF1SHA512,
+    OaepPrivateDecryptingKey, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey,
 };
 use rsa::RsaPrivateKey;
 use rsa::pkcs8::EncodePrivateKey;
@@ -32,6 +32,10 @@ pub enum OaepHash {
     Sha1,
     /// SHA-256 with MGF1-SHA256.
     Sha256,
+    /// SHA-384 with MGF1-SHA384 (AWS Encryption SDK raw RSA keyrings).
+    Sha384,
+    /// SHA-512 with MGF1-SHA512.
+    Sha512,
 }
 
 impl NativeRsa {
@@ -50,6 +54,8 @@ impl NativeRsa {
         let algorithm = match hash {
             OaepHash::Sha1 => &OAEP_SHA1_MGF1SHA1,
             OaepHash::Sha256 => &OAEP_SHA256_MGF1SHA256,
+            OaepHash::Sha384 => &OAEP_SHA384_MGF1SHA384,
+            OaepHash::Sha512 => &OAEP_SHA512_MGF1SHA512,
         };
         let mut out = Zeroizing::new(vec![0u8; self.oaep.min_output_size()]);
         let n = self

@@ -238,7 +238,9 @@ async fn open_object(
     )
     .await?;
     let mut head = BytesMut::new();
-    while head.len() < SNIFF_LEN {
+    // An AWS Encryption SDK header (its data keys, its context) is read whole before
+    // the format is told: the data key is unwrapped — KMS asked — before the body.
+    while head.len() < SNIFF_LEN || gcrec_decrypt::detect::wants_more(&head) {
         match cancellable(cancel, async { Ok::<_, PullError>(stream.next().await) }).await? {
             Some(chunk) => head.extend_from_slice(&chunk?),
             None => break,
@@ -271,7 +273,7 @@ async fn open_object(
     }
     let prepared = cancellable(
         cancel,
-        prepare(format, &ctx.keys, ctx.kms.as_deref(), ctx.options),
+        prepare(format, &ctx.keys, ctx.kms.as_deref(), &ctx.options),
     )
     .await?;
     let reader = BodyReader::spawn(
@@ -311,7 +313,7 @@ pub async fn probe_object(
             &mut reader,
             size,
             &ctx.keys,
-            ctx.options,
+            &ctx.options,
             &mut std::io::sink(),
         )
         .map_err(|e| reader.take_failure().unwrap_or(PullError::Decrypt(e)))
@@ -384,7 +386,7 @@ pub async fn decrypt_object(
             &mut reader,
             size,
             &ctx.keys,
-            ctx.options,
+            &ctx.options,
             &mut hashing,
         );
         let too_large = hashing.too_large;

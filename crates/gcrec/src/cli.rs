@@ -252,9 +252,10 @@ pub enum SortOrder {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Keys")]
 pub struct KeyArgs {
-    /// A key file: OpenPGP secret key(s), RSA private key (PEM or DER), or a 32-byte AES
-    /// key (raw or base64); or a directory, for every key file in it. Repeat for several
-    /// keys (rotation). Not needed for KMS-wrapped S3 Encryption Client objects.
+    /// A key file: OpenPGP secret key(s), RSA private key (PEM or DER), X.509
+    /// certificate, PKCS#12 bundle, or a 32-byte AES key (raw or base64); or a
+    /// directory, for every key file in it. Repeat for several keys (rotation). Not
+    /// needed for KMS-wrapped S3 Encryption Client or Encryption SDK objects.
     #[arg(long = "key", value_name = "FILE")]
     pub keys: Vec<PathBuf>,
     /// Read the key passphrase from this environment variable.
@@ -269,6 +270,27 @@ pub struct KeyArgs {
     /// `--allow-legacy-cbc` is the old name.
     #[arg(long, visible_alias = "allow-legacy-cbc")]
     pub allow_unauthenticated: bool,
+    /// A pair an AWS Encryption SDK message's encryption context must hold, else it is
+    /// refused. Repeat for several.
+    #[arg(long = "encryption-context", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub encryption_context: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE`, split at the first `=`.
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+impl KeyArgs {
+    /// How objects are decrypted, as these arguments say.
+    pub fn decrypt_options(&self) -> gcrec_decrypt::object::DecryptOptions {
+        gcrec_decrypt::object::DecryptOptions {
+            allow_unauthenticated: self.allow_unauthenticated,
+            required_context: self.encryption_context.iter().cloned().collect(),
+        }
+    }
 }
 
 /// What decrypted content must be, for `pull` and `decrypt`.

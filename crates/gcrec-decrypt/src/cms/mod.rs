@@ -83,6 +83,8 @@ impl Transport {
             Transport::RsaPkcs1 => "RSA PKCS#1 v1.5",
             Transport::RsaOaep(OaepHash::Sha1) => "RSA-OAEP-SHA1",
             Transport::RsaOaep(OaepHash::Sha256) => "RSA-OAEP-SHA256",
+            Transport::RsaOaep(OaepHash::Sha384) => "RSA-OAEP-SHA384",
+            Transport::RsaOaep(OaepHash::Sha512) => "RSA-OAEP-SHA512",
         }
     }
 }

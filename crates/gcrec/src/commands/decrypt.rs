@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use futures::StreamExt;
-use gcrec_decrypt::object::DecryptOptions;
 use gcrec_pull::files;
 use gcrec_pull::object::DecryptContext;
 use serde_json::json;
@@ -24,9 +23,7 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
     let mut ctx = DecryptContext::new(
         keys,
         Some(Arc::new(LazyKms::new(args.aws.clone()))),
-        DecryptOptions {
-            allow_unauthenticated: args.keys.allow_unauthenticated,
-        },
+        args.keys.decrypt_options(),
     );
     args.content.apply(&mut ctx);
     gcrec_pull::release::create_private_dir_all(&args.out)

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use gcrec_decrypt::object::DecryptOptions;
 use gcrec_fetch::scan::ScanOptions;
 use gcrec_pull::doctor::{Check, CheckStatus, DoctorOptions, examine};
 use gcrec_pull::object::DecryptContext;
@@ -87,9 +86,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<Outcome> {
     let ctx = DecryptContext::new(
         loaded.keyring,
         Some(Arc::new(LazyKms::new(args.aws.clone()))),
-        DecryptOptions {
-            allow_unauthenticated: args.keys.allow_unauthenticated,
-        },
+        args.keys.decrypt_options(),
     );
     let found = examine(
         source.clone(),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use gcrec_decrypt::keys::Keyring;
-use gcrec_decrypt::object::DecryptOptions;
 use gcrec_fetch::filter::Shard;
 use gcrec_fetch::scan::ScanOptions;
 use gcrec_fetch::transfer::{ByteBudget, TransferOptions};
@@ -127,9 +126,7 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     let mut ctx = DecryptContext::new(
         keys,
         Some(Arc::new(LazyKms::new(args.aws.clone()))),
-        DecryptOptions {
-            allow_unauthenticated: args.keys.allow_unauthenticated,
-        },
+        args.keys.decrypt_options(),
     );
     ctx.transfer = TransferOptions {
         part_threshold: args.transfer.part_threshold,
