@@ -6,6 +6,7 @@ mod catalog;
 mod cms;
 mod common;
 mod decrypt;
+mod esdk;
 mod example_export;
 mod hostile;
 mod inventory;

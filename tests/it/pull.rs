@@ -86,15 +86,17 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
         "Stranger <unknown@example.invalid>",
     ]);
     assert_eq!(made.code, 0, "{}", made.stderr);
-    // Indices into a round-robin over every container (nine kinds).
+    // Indices into a round-robin over every container (ten kinds).
     let damage = |i: usize| match i {
-        9 => Some(Damage::FlipMiddle),  // OpenPGP RSA: MDC fails
-        10 => Some(Damage::Truncate),   // OpenPGP Curve25519 (armored): cut short
-        11 => Some(Damage::Truncate),   // S3EC V2 RSA: cut short
-        12 => Some(Damage::FlipMiddle), // S3EC V3 RSA: GCM tag fails
-        15 => Some(Damage::FlipMiddle), // CMS AuthEnvelopedData: GCM tag fails
-        18 => Some(Damage::UnknownKey), // OpenPGP to a key not given
-        24 => Some(Damage::Truncate),   // CMS AuthEnvelopedData (indefinite): cut short
+        10 => Some(Damage::FlipMiddle), // OpenPGP RSA: MDC fails
+        11 => Some(Damage::Truncate),   // OpenPGP Curve25519 (armored): cut short
+        12 => Some(Damage::Truncate),   // S3EC V2 RSA: cut short
+        13 => Some(Damage::FlipMiddle), // S3EC V3 RSA: GCM tag fails
+        16 => Some(Damage::FlipMiddle), // CMS AuthEnvelopedData: GCM tag fails
+        18 => Some(Damage::FlipMiddle), // ESDK: a frame's tag fails
+        20 => Some(Damage::UnknownKey), // OpenPGP to a key not given
+        26 => Some(Damage::Truncate),   // CMS AuthEnvelopedData (indefinite): cut short
+        28 => Some(Damage::Truncate),   // ESDK: cut inside its signature
         _ => None,
     };
     let built = EncryptedExport::build(
@@ -144,6 +146,12 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
         (Damage::Truncate, Encryption::PgpCv25519, "OpenPGP"),
         (Damage::FlipMiddle, Encryption::CmsGcm, "CMS"),
         (Damage::Truncate, Encryption::CmsGcm, "CMS"),
+        (
+            Damage::FlipMiddle,
+            Encryption::EsdkAes,
+            "AWS Encryption SDK",
+        ),
+        (Damage::Truncate, Encryption::EsdkAes, "AWS Encryption SDK"),
     ]
     .into_iter()
     .map(|(d, enc, reason)| {
@@ -193,6 +201,8 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
                         Some("s3ec-gcm-tag")
                     } else if encryption.starts_with("cms auth-enveloped-data") {
                         Some("cms-gcm-tag")
+                    } else if encryption.starts_with("esdk") {
+                        Some("esdk-gcm-tags")
                     } else {
                         None
                     };
@@ -249,6 +259,7 @@ fn a_mixed_export_of_two_thousand_recordings_over_moto() {
         "s3ec v3 (AES-GCM, key-committing, kms+context)",
         "cms auth-enveloped-data (AES-256-GCM, RSA PKCS#1 v1.5, der)",
         "cms enveloped-data (AES-256-CBC, RSA-OAEP-SHA1, pem)",
+        "esdk v2 (AES-256-GCM, HKDF-SHA512, key commitment, ECDSA P-384, framed)",
         "plain ogg",
         "plain zip",
     ] {

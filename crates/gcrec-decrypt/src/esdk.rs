@@ -116,13 +116,12 @@ impl Suite {
     }
 }
 
-/// Whether the first bytes are an ESDK message header: version 1 with type 0x80, or
-/// version 2, followed by a known suite of that version.
+/// Whether the first bytes are an ESDK message header: version 1 with type 0x80 (any
+/// suite: an unknown one is then reported as such), or version 2 followed by one of its
+/// two suites (a bare `02` says too little).
 pub fn sniff(head: &[u8]) -> bool {
     match head {
-        [1, 0x80, a, b, ..] => {
-            Suite::by_id(u16::from_be_bytes([*a, *b])).is_some_and(|s| s.version == 1)
-        }
+        [1, 0x80, ..] => true,
         [2, a, b, ..] => Suite::by_id(u16::from_be_bytes([*a, *b])).is_some_and(|s| s.version == 2),
         _ => false,
     }

@@ -33,6 +33,9 @@ pub enum Encryption {
     CmsGcm,
     /// CMS EnvelopedData (AES-256-CBC, PEM, RSA-OAEP): unauthenticated.
     CmsCbc,
+    /// An AWS Encryption SDK message (the official Python SDK; committing, signed,
+    /// framed) to a raw AES master key (the example AES key).
+    EsdkAes,
     /// Not encrypted.
     Plain,
 }
@@ -50,7 +53,7 @@ impl Encryption {
     ];
 
     /// Every kind, CMS included (CMS CBC needs unauthenticated containers allowed).
-    pub const EVERY: [Encryption; 9] = [
+    pub const EVERY: [Encryption; 10] = [
         Encryption::PgpRsa,
         Encryption::PgpCv25519,
         Encryption::S3ecV2Rsa,
@@ -59,6 +62,7 @@ impl Encryption {
         Encryption::S3ecV3Kms,
         Encryption::CmsGcm,
         Encryption::CmsCbc,
+        Encryption::EsdkAes,
         Encryption::Plain,
     ];
 
@@ -173,6 +177,7 @@ impl EncryptedExport {
         };
         let mut media = BTreeMap::new();
         let mut by_recipient: HashMap<(&str, bool), Vec<PathBuf>> = HashMap::new();
+        let mut esdk: Vec<PathBuf> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let encryption = plan(i);
             let damage = damage(i);
@@ -233,6 +238,7 @@ impl EncryptedExport {
                     run(&mut c);
                     std::fs::rename(&tmp, &path).expect("rename");
                 }
+                Encryption::EsdkAes => esdk.push(path.clone()),
                 Encryption::Plain => {}
             }
             media.insert(
@@ -264,6 +270,15 @@ impl EncryptedExport {
                     }
                 }
             }
+        }
+        // One Python run for every ESDK object: the SDK's start-up dominates otherwise.
+        for chunk in esdk.chunks(500) {
+            run(Command::new(crate::servers::venv_bin("python"))
+                .arg(example_keys().join("../tests/interop/esdk_encrypt.py"))
+                .arg("--aes-key")
+                .arg(keys_dir.join("aes256.key"))
+                .arg("--in-place")
+                .args(chunk));
         }
         let built = EncryptedExport {
             export,
