@@ -253,3 +253,150 @@ fn envelope_fuzz_inputs_include_the_empty_case() {
             .is_none()
     );
 }
+
+/// An AWS Encryption SDK message built by hand (suite 0x0478: committed, unsigned;
+/// framed in 256-byte frames; a raw AES data key): the keyring, plaintext and message.
+fn esdk_fixture() -> &'static (Keyring, Vec<u8>, Vec<u8>) {
+    use crate::gcm::GcmStream;
+    use hkdf::Hkdf;
+    static FIXTURE: std::sync::OnceLock<(Keyring, Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let wrapping = [3u8; 32];
+        let data_key = [4u8; 32];
+        let message_id = [5u8; 32];
+        let plain: Vec<u8> = (0..1000u32).map(|i| (i * 13) as u8).collect();
+        let seal = |key: &[u8], iv: &[u8; 12], aad: &[u8], data: &[u8]| {
+            let mut gcm = GcmStream::new(key, iv, aad).unwrap_or_else(|e| panic!("{e}"));
+            let mut buf = data.to_vec();
+            gcm.encrypt(&mut buf);
+            (buf, gcm.tag())
+        };
+        let u16b = |n: usize| (n as u16).to_be_bytes();
+        let mut header = vec![2u8, 0x04, 0x78];
+        header.extend_from_slice(&message_id);
+        header.extend_from_slice(&u16b(0));
+        header.extend_from_slice(&u16b(1));
+        let iv = [6u8; 12];
+        let (wrapped, tag) = seal(&wrapping, &iv, b"", &data_key);
+        let provider = b"gcrec-fuzz";
+        let mut info = b"key".to_vec();
+        info.extend_from_slice(&128u32.to_be_bytes());
+        info.extend_from_slice(&12u32.to_be_bytes());
+        info.extend_from_slice(&iv);
+        for field in [&provider[..], &info, &[wrapped.as_slice(), &tag].concat()] {
+            header.extend_from_slice(&u16b(field.len()));
+            header.extend_from_slice(field);
+        }
+        header.push(2);
+        header.extend_from_slice(&256u32.to_be_bytes());
+        let hk = Hkdf::<sha2::Sha512>::new(Some(&message_id), &data_key);
+        let mut key = [0u8; 32];
+        let mut commit = [0u8; 32];
+        hk.expand(&[&[0x04u8, 0x78][..], b"DERIVEKEY"].concat(), &mut key)
+            .unwrap_or_default();
+        hk.expand(b"COMMITKEY", &mut commit).unwrap_or_default();
+        header.extend_from_slice(&commit);
+        let (_, header_tag) = seal(&key, &[0; 12], &header, b"");
+        let mut message = header;
+        message.extend_from_slice(&header_tag);
+        let chunks: Vec<&[u8]> = plain.chunks(256).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let seq = i as u32 + 1;
+            let last = i + 1 == chunks.len();
+            let label: &[u8] = if last {
+                b"AWSKMSEncryptionClient Final Frame"
+            } else {
+                b"AWSKMSEncryptionClient Frame"
+            };
+            let mut aad = message_id.to_vec();
+            aad.extend_from_slice(label);
+            aad.extend_from_slice(&seq.to_be_bytes());
+            aad.extend_from_slice(&(chunk.len() as u64).to_be_bytes());
+            let mut iv = [0u8; 12];
+            iv[8..].copy_from_slice(&seq.to_be_bytes());
+            let (ct, tag) = seal(&key, &iv, &aad, chunk);
+            if last {
+                message.extend_from_slice(&u32::MAX.to_be_bytes());
+            }
+            message.extend_from_slice(&seq.to_be_bytes());
+            message.extend_from_slice(&iv);
+            if last {
+                message.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+            }
+            message.extend_from_slice(&ct);
+            message.extend_from_slice(&tag);
+        }
+        let mut keys = Keyring::new();
+        keys.aes.push(crate::keys::AesKey {
+            key: zeroize::Zeroizing::new(wrapping),
+            fingerprint: "fuzz".into(),
+            source: "fixture".into(),
+        });
+        (keys, plain, message)
+    })
+}
+
+fn esdk_decrypt(message: &[u8]) -> Result<Vec<u8>, String> {
+    let (keys, ..) = esdk_fixture();
+    let header = crate::esdk::parse_header(message)
+        .map_err(|e| e.to_string())?
+        .ok_or("incomplete header")?;
+    let rt = tokio_free_block_on(crate::esdk::open(&header, keys, None, &BTreeMap::new()))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    crate::esdk::decrypt(&mut Cursor::new(message), &header, &rt, &mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Runs a future that never waits (no KMS here) to completion.
+fn tokio_free_block_on<F: std::future::Future>(f: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn the_hand_built_esdk_message_decrypts() {
+    let (_, plain, message) = esdk_fixture();
+    assert_eq!(
+        &esdk_decrypt(message).unwrap_or_else(|e| panic!("{e}")),
+        plain
+    );
+}
+
+proptest! {
+    #[test]
+    fn fuzz_esdk_messages_never_panic_and_never_release_altered_content(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let (_, plain, message) = esdk_fixture();
+        let mut m = message.clone();
+        for (at, x) in flips {
+            let i = at.index(m.len());
+            m[i] ^= x;
+        }
+        if let Some(c) = cut {
+            m.truncate(c.index(m.len()));
+        }
+        if let Ok(out) = esdk_decrypt(&m) {
+            prop_assert_eq!(&out, plain);
+        }
+    }
+
+    #[test]
+    fn fuzz_esdk_headers_never_panic(
+        prefix in prop::sample::select(vec![vec![1u8, 0x80], vec![2, 0x04, 0x78], vec![2, 0x05, 0x78]]),
+        body in prop::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let m = [prefix, body].concat();
+        let _ = crate::esdk::parse_header(&m);
+        let _ = esdk_decrypt(&m);
+    }
+}
