@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# CMS and AWS Encryption SDK decryption: gcrec against the producers' own decryptors on
+# the same files — `openssl cms -decrypt` and the Python SDK (`aws-encryption-sdk`,
+# streaming API) — time, CPU and peak memory.
+#
+#   bench/containers.sh [SIZE_MIB]      (default 2048: the 2 GiB memory check)
+#
+# Makes SIZE_MIB of random plaintext; encrypts it with `openssl cms -encrypt -stream
+# -aes-256-gcm` (indefinite-length DER AuthEnvelopedData, RSA-3072 recipient) and with the
+# Python SDK (suite 0x0578: committed, ECDSA P-384 signed; 4 KiB frames, raw AES key);
+# then decrypts each three times and checks every output byte for byte. gcrec fsyncs
+# its output and holds back nothing unverified; openssl reads the whole message into
+# memory first (openssl#26372); the Python SDK's stream releases plaintext before the
+# signature is checked.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib=${1:-2048}
+py=target/tools/py/bin/python
+[ -x "$py" ] || { echo "run scripts/test first: it builds the Python venv with the ESDK" >&2; exit 1; }
+cargo build --release -q -p gcrec
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/gcrec-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+head -c $((size_mib << 20)) /dev/urandom > "$work/plain"
+openssl cms -encrypt -binary -stream -outform DER -aes-256-gcm -in "$work/plain" \
+  -out "$work/msg.cms" keys-example/rsa3072.cert.pem
+"$py" - "$work/plain" "$work/msg.esdk" keys-example/aes256.key <<'PY'
+import base64, sys
+import aws_encryption_sdk
+from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy, EncryptionKeyType, WrappingAlgorithm
+from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
+from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
+class Raw(RawMasterKeyProvider):
+    provider_id = "gcrec-bench"
+    def __init__(self, **kw): pass
+    def _get_raw_key(self, key_id): return self.k
+p = Raw()
+p.k = WrappingKey(wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
+                  wrapping_key=base64.b64decode(open(sys.argv[3]).read().strip()),
+                  wrapping_key_type=EncryptionKeyType.SYMMETRIC)
+p.add_master_key(b"recordings")
+c = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+with open(sys.argv[1], "rb") as i, open(sys.argv[2], "wb") as o:
+    with c.stream(mode="e", source=i, key_provider=p, frame_length=4096,
+                  algorithm=Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384) as s:
+        for chunk in s:
+            o.write(chunk)
+PY
+cat > "$work/esdk_decrypt.py" <<'PY'
+import base64, sys
+import aws_encryption_sdk
+from aws_encryption_sdk.identifiers import CommitmentPolicy, EncryptionKeyType, WrappingAlgorithm
+from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
+from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
+class Raw(RawMasterKeyProvider):
+    provider_id = "gcrec-bench"
+    def __init__(self, **kw): pass
+    def _get_raw_key(self, key_id): return self.k
+p = Raw()
+p.k = WrappingKey(wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
+                  wrapping_key=base64.b64decode(open(sys.argv[3]).read().strip()),
+                  wrapping_key_type=EncryptionKeyType.SYMMETRIC)
+p.add_master_key(b"recordings")
+c = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+with open(sys.argv[1], "rb") as i, open(sys.argv[2], "wb") as o:
+    with c.stream(mode="d", source=i, key_provider=p) as s:
+        for chunk in s:
+            o.write(chunk)
+PY
+
+median() { sort -n | sed -n 2p; }
+bench() {
+  local label=$1 out=$2; shift 2
+  : > "$work/times"
+  for _ in 1 2 3; do
+    rm -rf "$work/out"; mkdir -p "$work/out"; sync
+    /usr/bin/time -f "%e %U %S %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
+    cat "$work/t" >> "$work/times"
+    cmp -s "$work/out/$out" "$work/plain" || { echo "$label: output differs" >&2; exit 1; }
+  done
+  local wall cpu rss
+  wall=$(awk '{print $1}' "$work/times" | median)
+  cpu=$(awk '{print $2 + $3}' "$work/times" | median)
+  rss=$(awk '{print $4}' "$work/times" | sort -n | tail -1)
+  printf '| %s | %s | %s | %.0f | %.0f |\n' "$label" "$wall" "$cpu" \
+    "$(echo "$size_mib / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+}
+echo "Input: $size_mib MiB of random data; $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo
+echo "| run | wall s (median of 3) | CPU s | MiB/s | peak RSS MiB (max of 3) |"
+echo "|---|---|---|---|---|"
+bench "gcrec decrypt, CMS AuthEnvelopedData (AES-256-GCM, indefinite length)" msg.cms \
+  target/release/gcrec decrypt "$work/msg.cms" --key keys-example/rsa3072.pem --key keys-example/rsa3072.cert.pem --out "$work/out" -q
+bench "openssl cms -decrypt, same file" msg.cms \
+  openssl cms -decrypt -binary -inform DER -in "$work/msg.cms" -recip keys-example/rsa3072.cert.pem \
+  -inkey keys-example/rsa3072.pem -out "$work/out/msg.cms"
+bench "gcrec decrypt, ESDK v2 (0x0578: committed, ECDSA P-384; 4 KiB frames)" msg.esdk \
+  target/release/gcrec decrypt "$work/msg.esdk" --key keys-example/aes256.key --out "$work/out" -q
+bench "Python aws-encryption-sdk 3.3.1 (stream), same file" msg.esdk \
+  "$py" "$work/esdk_decrypt.py" "$work/msg.esdk" "$work/out/msg.esdk" keys-example/aes256.key
