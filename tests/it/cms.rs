@@ -388,6 +388,21 @@ fn recipients_are_found_by_certificate_or_by_trying_each_key() {
     );
     let text = inspect(&["a.p12"]);
     assert!(text.contains("need the passphrase"), "{text}");
+    let text = inspect(&["a.p12", "--passphrase-file", "p12pass"]);
+    assert!(text.contains("a.p12: rsa key, RSA 2048"), "{text}");
+    assert!(
+        text.contains("a.p12: X.509 certificate, RSA 2048"),
+        "{text}"
+    );
+    // A certificate in DER names its recipient as well as in PEM.
+    run_ok(
+        Command::new(openssl())
+            .current_dir(pki.dir.path())
+            .args(["x509", "-in", "b.crt", "-outform", "DER", "-out", "b.der"]),
+    );
+    let (run, _) = pki.decrypt("der", &["two.der"], &["--key", "b.der", "--key", "b.key"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    pki.assert_identical("der", "two.der");
 }
 
 #[test]

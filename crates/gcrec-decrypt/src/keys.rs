@@ -611,6 +611,15 @@ pub fn read_aes_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
 
 /// Describes a key file without unlocking anything.
 pub fn inspect(path: &Path) -> Result<Vec<KeyInfo>, KeyError> {
+    inspect_with(path, &[])
+}
+
+/// Describes a key file; a PKCS#12 bundle is opened with one of `passphrases` (its
+/// keys and certificates are inside the encryption). Nothing secret is described.
+pub fn inspect_with(
+    path: &Path,
+    passphrases: &[Zeroizing<String>],
+) -> Result<Vec<KeyInfo>, KeyError> {
     let data = read_key_file(path)?;
     Ok(match parse(path, &data)? {
         Parsed::Pgp(keys) => keys.iter().map(pgp_info).collect(),
@@ -637,9 +646,12 @@ pub fn inspect(path: &Path) -> Result<Vec<KeyInfo>, KeyError> {
         Parsed::Pkcs12(der) => {
             // The MAC needs the passphrase; without one only the structure is known,
             // unless the bundle has no passphrase at all.
-            match crate::x509::open_pkcs12(&der, "") {
-                Ok(contents) => pkcs12_infos(&contents),
-                Err(_) => vec![KeyInfo {
+            let opened = std::iter::once("")
+                .chain(passphrases.iter().map(|p| p.as_str()))
+                .find_map(|pw| crate::x509::open_pkcs12(&der, pw).ok());
+            match opened {
+                Some(contents) => pkcs12_infos(&contents),
+                None => vec![KeyInfo {
                     kind: "pkcs12",
                     algorithm: "PKCS#12 bundle (its keys and certificates need the passphrase)"
                         .into(),

@@ -7,6 +7,7 @@
 //! - [`object`]: one object through download → detect → decrypt → hash → release;
 //! - [`body`]: an async body read by a blocking decryptor, failures kept typed;
 //! - [`release`]: nothing reaches its destination before it is verified;
+//! - [`media`]: released Ogg and ZIP media checked for completeness and damage;
 //! - [`outpath`]: where outputs go, never outside the output directory, never onto
 //!   gcrec's own files;
 //! - [`manifest`]: the pull manifest, its writer and a compact index for resuming;
@@ -28,6 +29,7 @@ pub mod files;
 pub mod hold;
 pub mod lock;
 pub mod manifest;
+pub mod media;
 pub mod object;
 pub mod outpath;
 pub mod pull;

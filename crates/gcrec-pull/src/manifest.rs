@@ -95,6 +95,10 @@ pub struct Entry {
     /// valid sidecar). A match is the only length check an unauthenticated container has.
     #[serde(default)]
     pub sidecar_file_size_matches: Option<bool>,
+    /// What the media check found (Ogg pages, ZIP entries, the playable duration against
+    /// the sidecar's); `None` for other media or with checks off.
+    #[serde(default)]
+    pub media: Option<crate::media::MediaReport>,
     /// SHA-256 of the downloaded bytes, hex.
     pub sha256_downloaded: Option<String>,
     /// SHA-256 of the plaintext, hex.

@@ -71,6 +71,8 @@ pub struct DecryptContext {
     /// decryptor's buffers are the largest per-object memory, and more decryptors than
     /// cores only wait for them. Requests beyond it keep their connection, paused.
     pub decrypt_slots: Arc<tokio::sync::Semaphore>,
+    /// Check released media (Ogg pages, ZIP entries) and report what is wrong with it.
+    pub check_media: bool,
 }
 
 /// Decryptions at once by default: twice the cores, at least 4.
@@ -95,6 +97,7 @@ impl DecryptContext {
             require_encryption: false,
             hash_downloaded: true,
             decrypt_slots: Arc::new(tokio::sync::Semaphore::new(default_decrypt_slots())),
+            check_media: true,
         }
     }
 }
@@ -130,6 +133,8 @@ pub struct Decrypted {
     pub outcome: Outcome,
     /// SHA-256 of the plaintext, hex.
     pub plaintext_sha256: String,
+    /// What the media check found (Ogg or ZIP plaintext, when checks are on).
+    pub media: Option<crate::media::MediaReport>,
 }
 
 /// Runs `fut` unless the run is cancelled first.
@@ -149,6 +154,46 @@ struct Hashing<'a> {
     inner: &'a mut PendingFile,
     sha256: Sha256,
     too_large: bool,
+    /// The media check, once the first bytes said what the plaintext is.
+    media: MediaSniff,
+}
+
+/// Which check the plaintext gets, told from its first bytes.
+enum MediaSniff {
+    /// Not decided yet (fewer than four bytes seen); `false` when checks are off.
+    Undecided(bool, Vec<u8>),
+    /// Ogg, checked as it streams.
+    Ogg(Box<crate::media::OggCheck>),
+    /// ZIP, checked once released.
+    Zip,
+    /// Anything else.
+    None,
+}
+
+impl MediaSniff {
+    fn feed(&mut self, data: &[u8]) {
+        match self {
+            MediaSniff::Undecided(false, _) | MediaSniff::None | MediaSniff::Zip => {}
+            MediaSniff::Ogg(check) => check.feed(data),
+            MediaSniff::Undecided(true, head) => {
+                // The first write holds the first bytes (copied once, then decided).
+                head.extend_from_slice(data);
+                if head.len() < 4 {
+                    return;
+                }
+                let seen = std::mem::take(head);
+                *self = if seen.starts_with(b"OggS") {
+                    let mut check = Box::new(crate::media::OggCheck::new());
+                    check.feed(&seen);
+                    MediaSniff::Ogg(check)
+                } else if seen.starts_with(b"PK\x03\x04") || seen.starts_with(b"PK\x05\x06") {
+                    MediaSniff::Zip
+                } else {
+                    MediaSniff::None
+                };
+            }
+        }
+    }
 }
 
 impl Write for Hashing<'_> {
@@ -157,6 +202,7 @@ impl Write for Hashing<'_> {
             self.too_large |= e.kind() == io::ErrorKind::FileTooLarge;
         })?;
         self.sha256.update(&buf[..n]);
+        self.media.feed(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -380,6 +426,7 @@ pub async fn decrypt_object(
             inner: &mut pending,
             sha256: Sha256::new(),
             too_large: false,
+            media: MediaSniff::Undecided(ctx.check_media, Vec::new()),
         };
         let result = run(
             &prepared,
@@ -390,6 +437,7 @@ pub async fn decrypt_object(
             &mut hashing,
         );
         let too_large = hashing.too_large;
+        let media = hashing.media;
         let plaintext_sha256 = hex::encode(hashing.sha256.finalize());
         let outcome = match result {
             Ok(outcome) => outcome,
@@ -424,9 +472,20 @@ pub async fn decrypt_object(
             "moving the verified plaintext to",
             &destination,
         ))?;
-        Ok((outcome, plaintext_sha256, downloaded, reader.take_tee()))
+        let media = match media {
+            MediaSniff::Ogg(check) => Some(check.finish()),
+            MediaSniff::Zip => Some(crate::media::check_zip(&destination)),
+            _ => None,
+        };
+        Ok((
+            outcome,
+            plaintext_sha256,
+            downloaded,
+            reader.take_tee(),
+            media,
+        ))
     });
-    let (outcome, plaintext_sha256, downloaded, tee) = blocking
+    let (outcome, plaintext_sha256, downloaded, tee, media) = blocking
         .await
         .map_err(|_| PullError::Task(job.key.clone()))??;
     if let (Some(tee), Some(path)) = (tee, &job.keep_encrypted) {
@@ -446,6 +505,7 @@ pub async fn decrypt_object(
         downloaded,
         outcome,
         plaintext_sha256,
+        media,
     })
 }
 

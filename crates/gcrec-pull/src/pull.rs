@@ -226,6 +226,9 @@ pub struct Totals {
     pub bytes_downloaded: u64,
     /// Bytes written.
     pub bytes_written: u64,
+    /// Recordings pulled whose media check found problems (truncated or damaged media,
+    /// a duration far from the sidecar's): released, and reported.
+    pub media_problems: u64,
 }
 
 /// How a run ended.
@@ -241,6 +244,8 @@ pub struct PullReport {
     pub permission_failed: bool,
     /// The first failures, as `key: reason`.
     pub failures: Vec<String>,
+    /// The first media problems, as `key: problem; problem`.
+    pub media_problems: Vec<String>,
     /// The run's summary, as the manifest's `run` line records it.
     pub summary: Value,
     /// The manifest, unless a dry run.
@@ -446,12 +451,16 @@ impl Run {
             }
             entries.push(finish(e));
         }
-        let file_size = self.sidecar_file_size(&r, &sidecar);
+        let facts = self.sidecar_facts(&r, &sidecar);
         for (mut e, result) in media_done {
             if result.is_ok() {
-                e.sidecar_file_size_matches = file_size
+                e.sidecar_file_size_matches = facts
+                    .map(|(size, _)| size)
                     .zip(e.plaintext_size)
                     .map(|(want, got)| want == got);
+                if let (Some(media), Some((_, want))) = (&mut e.media, facts) {
+                    media.compare_duration(want);
+                }
             }
             match &sidecar {
                 Some(Ok(out)) => {
@@ -485,15 +494,15 @@ impl Run {
         Done { entries, outcome }
     }
 
-    /// The sidecar's `fileSize`: from the metadata read while listing (or from the
-    /// catalog), else from the sidecar just copied.
-    fn sidecar_file_size(
+    /// The sidecar's `fileSize` and `durationMs`: from the metadata read while listing
+    /// (or from the catalog), else from the sidecar just copied.
+    fn sidecar_facts(
         &self,
         r: &Recording,
         copied: &Option<Result<OutputFile, PullError>>,
-    ) -> Option<u64> {
+    ) -> Option<(u64, u64)> {
         if let Some(m) = r.valid_metadata() {
-            return Some(m.file_size);
+            return Some((m.file_size, m.duration_ms));
         }
         let (Some(s), Some(Ok(out))) = (&r.sidecar, copied) else {
             return None;
@@ -503,7 +512,7 @@ impl Run {
         std::io::Read::read_to_end(&mut std::io::Read::take(file, out.size), &mut body).ok()?;
         gcrec_fetch::scan::parse_sidecar(r, &s.key, &body)
             .ok()
-            .map(|m| m.file_size)
+            .map(|m| (m.file_size, m.duration_ms))
     }
 
     /// Where a sidecar goes, claimed for this run.
@@ -616,6 +625,7 @@ impl Run {
         e.sha256_plaintext = Some(d.plaintext_sha256.clone());
         e.plaintext_size = Some(d.outcome.plaintext_bytes);
         e.authenticated = d.outcome.authenticated();
+        e.media = d.media.clone();
         e.outputs.insert(
             0,
             self.output(&dest, d.outcome.plaintext_bytes, d.plaintext_sha256),
@@ -844,6 +854,7 @@ impl PullPlan {
 
         let mut totals = Totals::default();
         let mut failures = Vec::new();
+        let mut media_problems = Vec::new();
         let mut permission_failed = false;
         loop {
             let done = tokio::select! {
@@ -886,6 +897,16 @@ impl PullPlan {
                     }
                     RecordingOutcome::Pulled => {
                         totals.pulled += 1;
+                        if let Some(m) = e.media.as_ref().filter(|m| m.has_problems()) {
+                            totals.media_problems += 1;
+                            if media_problems.len() < FAILURES_KEPT {
+                                media_problems.push(format!(
+                                    "{}: {}",
+                                    e.key,
+                                    m.problems.join("; ")
+                                ));
+                            }
+                        }
                         totals.bytes_downloaded += e.size.unwrap_or_default();
                         totals.bytes_written += e.outputs.iter().map(|o| o.size).sum::<u64>();
                     }
@@ -982,6 +1003,7 @@ impl PullPlan {
             interrupted,
             permission_failed,
             failures,
+            media_problems,
             summary,
             manifest: manifest_path,
             bag: bag_written,

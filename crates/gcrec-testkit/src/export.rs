@@ -197,21 +197,31 @@ impl GenRecording {
         self.sidecar == SidecarState::Valid && self.sidecar_key.is_some()
     }
 
-    /// The media bytes (generated now; deterministic).
+    /// The media bytes (generated now; deterministic). Call audio plays as long as the
+    /// sidecar's `durationMs` says.
     pub fn media_body(&self) -> Vec<u8> {
         let mut rng = Rng::new(self.seed);
         match self.media_type {
-            "Call" | "Callback" => media::ogg_opus(&mut rng, self.target_size),
+            "Call" | "Callback" => {
+                media::ogg_opus_lasting(&mut rng, self.target_size, Some(self.timing().1))
+            }
             "Screen" => media::screen_zip(&mut rng, self.target_size),
             _ => media::transcript_zip(&mut rng, self.target_size),
         }
     }
 
-    /// The sidecar document for a media body of `file_size` bytes.
-    pub fn sidecar_json(&self, file_size: u64) -> Value {
+    /// The recording's start and `durationMs`, and the generator that made them (the
+    /// sidecar draws its other times from it next).
+    fn timing(&self) -> (DateTime<Utc>, u64, Rng) {
         let mut rng = Rng::new(self.seed ^ 0x5eed);
         let start = self.conversation_start + Duration::milliseconds(rng.below(5_000) as i64);
         let duration_ms = 30_000 + rng.below(20 * 60_000);
+        (start, duration_ms, rng)
+    }
+
+    /// The sidecar document for a media body of `file_size` bytes.
+    pub fn sidecar_json(&self, file_size: u64) -> Value {
+        let (start, duration_ms, mut rng) = self.timing();
         let end = start + Duration::milliseconds(duration_ms as i64);
         let conversation_end = end + Duration::milliseconds(rng.below(10_000) as i64);
         let mut doc = json!({

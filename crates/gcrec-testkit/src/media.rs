@@ -63,6 +63,13 @@ impl OggWriter {
 /// An Ogg/Opus stream of about `target` bytes: OpusHead and OpusTags headers, then
 /// 20 ms CELT packets, 50 to a page, with correct granule positions and page CRCs.
 pub fn ogg_opus(rng: &mut Rng, target: usize) -> Vec<u8> {
+    ogg_opus_lasting(rng, target, None)
+}
+
+/// Like [`ogg_opus`], but whose granule positions say it plays `duration_ms` (the
+/// payload is synthetic, so its length need not fit the duration): what a sidecar's
+/// `durationMs` describes.
+pub fn ogg_opus_lasting(rng: &mut Rng, target: usize, duration_ms: Option<u64>) -> Vec<u8> {
     const PRE_SKIP: u16 = 312;
     let mut w = OggWriter {
         out: Vec::with_capacity(target + 4096),
@@ -83,8 +90,10 @@ pub fn ogg_opus(rng: &mut Rng, target: usize) -> Vec<u8> {
     tags.extend_from_slice(vendor);
     tags.extend_from_slice(&0u32.to_le_bytes());
     w.page(&[tags], 0, 0);
-    let mut granule = u64::from(PRE_SKIP);
-    loop {
+    // The pages first, then their granule positions: spread over the duration asked.
+    let mut pages: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut size = w.out.len();
+    while size < target || pages.is_empty() {
         let packets: Vec<Vec<u8>> = (0..50)
             .map(|_| {
                 // TOC 0xF8: config 31 (CELT fullband 20 ms), mono, one frame.
@@ -94,13 +103,20 @@ pub fn ogg_opus(rng: &mut Rng, target: usize) -> Vec<u8> {
                 p
             })
             .collect();
-        granule += 960 * packets.len() as u64;
-        let last = w.out.len() + packets.iter().map(Vec::len).sum::<usize>() >= target;
-        w.page(&packets, granule, if last { 0x04 } else { 0 });
-        if last {
-            return w.out;
-        }
+        size += packets.iter().map(Vec::len).sum::<usize>();
+        pages.push(packets);
     }
+    let samples = match duration_ms {
+        Some(ms) => ms * 48,
+        None => 960 * 50 * pages.len() as u64,
+    };
+    let n = pages.len() as u64;
+    for (i, packets) in pages.iter().enumerate() {
+        let granule = u64::from(PRE_SKIP) + samples * (i as u64 + 1) / n;
+        let last = i as u64 + 1 == n;
+        w.page(packets, granule, if last { 0x04 } else { 0 });
+    }
+    w.out
 }
 
 /// A ZIP archive (stored, no compression) holding `entries`.

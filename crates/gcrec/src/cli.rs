@@ -306,6 +306,12 @@ pub struct ContentArgs {
     /// media and do not grow.
     #[arg(long, value_name = "RATIO", default_value_t = gcrec_pull::object::DEFAULT_MAX_EXPANSION, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_expansion: u64,
+    /// Do not check released media. By default every Ogg file's pages (CRC, sequence,
+    /// granule positions, end of stream) and every ZIP's entries (CRC-32) are checked,
+    /// and an Opus recording's playable duration is compared with its sidecar's;
+    /// problems are reported (manifest `media`, the summary), the media still released.
+    #[arg(long)]
+    pub no_media_check: bool,
 }
 
 impl ContentArgs {
@@ -313,6 +319,7 @@ impl ContentArgs {
     pub fn apply(&self, ctx: &mut gcrec_pull::object::DecryptContext) {
         ctx.max_expansion = self.max_expansion;
         ctx.require_encryption = self.require_encryption;
+        ctx.check_media = !self.no_media_check;
     }
 }
 
@@ -565,6 +572,12 @@ pub enum KeysCommand {
         /// JSON Lines output.
         #[arg(long)]
         json: bool,
+        /// Open PKCS#12 bundles with the passphrase in this environment variable.
+        #[arg(long, value_name = "VAR")]
+        passphrase_env: Option<String>,
+        /// Open PKCS#12 bundles with the passphrase on the first line of this file.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Write a fresh OpenPGP key pair (Ed25519 + Curve25519) and an RSA key pair (PEM),
     /// all files 0600.

@@ -10,7 +10,9 @@ use crate::exit::UsageError;
 use crate::passphrase;
 
 /// File extensions `--key DIR` looks at.
-const KEY_EXTENSIONS: [&str; 6] = ["asc", "gpg", "pgp", "pem", "key", "der"];
+const KEY_EXTENSIONS: [&str; 10] = [
+    "asc", "gpg", "pgp", "pem", "key", "der", "crt", "cer", "p12", "pfx",
+];
 
 /// The key files a `--key` names: the file itself, or the key files in a directory
 /// (public keys among them are passed over).
@@ -78,11 +80,12 @@ pub fn load_keyring(args: &KeyArgs) -> Result<LoadedKeys> {
     let mut lax = Vec::new();
     for path in &args.keys {
         for file in key_files(path)? {
-            if readable_by_others(&file) {
+            // A key error is a usage error (exit 2) and carries its hint.
+            let infos = keys.load(&file, &mut passphrases)?;
+            // Certificates are public; anything else in the file is a secret.
+            if readable_by_others(&file) && infos.iter().any(|i| i.kind != "x509") {
                 lax.push(file.clone());
             }
-            // A key error is a usage error (exit 2) and carries its hint.
-            keys.load(&file, &mut passphrases)?;
         }
     }
     Ok(LoadedKeys {

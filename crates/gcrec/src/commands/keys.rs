@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use gcrec_decrypt::keys::{KeyInfo, generate_pgp_pair, generate_rsa_pair, inspect};
+use gcrec_decrypt::keys::{KeyInfo, generate_pgp_pair, generate_rsa_pair, inspect_with};
 use gcrec_pull::release::create_private_dir_all;
 
 use crate::cli::{GlobalArgs, KeysCommand};
@@ -81,9 +81,15 @@ fn write_new(path: &Path, contents: &[u8]) -> Result<()> {
 
 pub fn run(global: &GlobalArgs, command: KeysCommand) -> Result<Outcome> {
     match command {
-        KeysCommand::Inspect { files, json } => {
+        KeysCommand::Inspect {
+            files,
+            json,
+            passphrase_env,
+            passphrase_file,
+        } => {
+            let given = passphrase::given(passphrase_env.as_deref(), passphrase_file.as_deref())?;
             for file in files {
-                for info in inspect(&file)? {
+                for info in inspect_with(&file, &given)? {
                     if json {
                         let mut v = serde_json::to_value(&info)?;
                         v["file"] = serde_json::json!(file.display().to_string());

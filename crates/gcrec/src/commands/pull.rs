@@ -288,6 +288,18 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
                 );
             }
         }
+        if !report.media_problems.is_empty() {
+            eprintln!("recordings released with media problems (they are what the source holds):");
+            for m in &report.media_problems {
+                eprintln!("  {m}");
+            }
+            if totals.media_problems > report.media_problems.len() as u64 {
+                eprintln!(
+                    "  … and {} more (see the manifest)",
+                    totals.media_problems - report.media_problems.len() as u64
+                );
+            }
+        }
         let (n, verb) = if args.dry_run {
             (totals.would_pull, "would pull")
         } else {
@@ -296,12 +308,16 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         crate::output::diagnostic(
             "summary",
             &format!(
-                "{n} {verb}, {} already present, {} failed{}{}{} — {} downloaded in {:.1}s{}",
+                "{n} {verb}, {} already present, {} failed{}{}{}{} — {} downloaded in {:.1}s{}",
                 totals.already,
                 totals.failed,
                 match totals.sidecars_without_media {
                     0 => String::new(),
                     n => format!(", {n} sidecar(s) without media"),
+                },
+                match totals.media_problems {
+                    0 => String::new(),
+                    n => format!(", {n} with media problems"),
                 },
                 match totals.unchecked_not_pulled {
                     0 => String::new(),
