@@ -11,6 +11,7 @@ mod example_export;
 mod hostile;
 mod inventory;
 mod ls;
+mod media;
 mod operator;
 mod pruning;
 mod pull;

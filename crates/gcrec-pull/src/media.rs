@@ -282,6 +282,38 @@ impl OggCheck {
     }
 }
 
+/// Checks a file already written: Ogg or ZIP, told from its first bytes (`None` for
+/// other media). Reads it once, in bounded memory.
+pub fn check_file(path: &Path) -> std::io::Result<Option<MediaReport>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let n = read_some(&mut file, &mut buf)?;
+    if buf[..n].starts_with(b"PK\x03\x04") || buf[..n].starts_with(b"PK\x05\x06") {
+        return Ok(Some(check_zip(path)));
+    }
+    if !buf[..n].starts_with(b"OggS") {
+        return Ok(None);
+    }
+    let mut check = OggCheck::new();
+    check.feed(&buf[..n]);
+    loop {
+        let n = read_some(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok(Some(check.finish()));
+        }
+        check.feed(&buf[..n]);
+    }
+}
+
+fn read_some(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 /// The most bytes ZIP entries may expand to, per byte of the archive (a zip bomb's
 /// entries are not read to the end).
 const MAX_ZIP_EXPANSION: u64 = 64;

@@ -159,3 +159,60 @@ pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyE
         recordings: Some(index.len()),
     })
 }
+
+/// What `verify --media` found for one output.
+#[derive(Debug, Clone)]
+pub struct MediaFinding {
+    /// The output, relative to the directory.
+    pub path: String,
+    /// The check (`None` when the file is missing or not Ogg or ZIP).
+    pub report: Option<crate::media::MediaReport>,
+}
+
+/// Re-checks the media of every recording a pull output holds (its plaintext, the first
+/// output of each `ok` entry): Ogg pages, ZIP entries, and an Opus duration against the
+/// sidecar copied beside it.
+pub async fn verify_media(dir: &Path, jobs: usize) -> Result<Vec<MediaFinding>, VerifyError> {
+    if !dir.join(MANIFEST_NAME).is_file() {
+        return Err(VerifyError::NotAnOutput(dir.to_owned()));
+    }
+    let index = Index::open(dir).map_err(|source| VerifyError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let work: Vec<(String, Option<String>)> = index
+        .entries()
+        .filter(|e| e.status == Some(manifest::Status::Ok))
+        .filter_map(|e| {
+            let media = e.outputs.first()?.path.clone();
+            let sidecar = e.outputs.get(1).map(|o| o.path.clone());
+            Some((media, sidecar))
+        })
+        .collect();
+    let found = futures::stream::iter(work)
+        .map(|(rel, sidecar)| {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let report = manifest::inside(&dir, &rel).and_then(|path| {
+                    let mut report = crate::media::check_file(&path).ok().flatten()?;
+                    let duration = sidecar
+                        .and_then(|s| manifest::inside(&dir, &s))
+                        .and_then(|p| std::fs::read(p).ok())
+                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                        .and_then(|v| v["durationMs"].as_u64());
+                    if let Some(ms) = duration {
+                        report.compare_duration(ms);
+                    }
+                    Some(report)
+                });
+                MediaFinding { path: rel, report }
+            })
+        })
+        .buffer_unordered(jobs.max(1))
+        .filter_map(|r| async move { r.ok() })
+        .collect::<Vec<_>>()
+        .await;
+    let mut found = found;
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}

@@ -90,32 +90,55 @@ pub fn ogg_opus_lasting(rng: &mut Rng, target: usize, duration_ms: Option<u64>) 
     tags.extend_from_slice(vendor);
     tags.extend_from_slice(&0u32.to_le_bytes());
     w.page(&[tags], 0, 0);
-    // The pages first, then their granule positions: spread over the duration asked.
-    let mut pages: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut size = w.out.len();
-    while size < target || pages.is_empty() {
-        let packets: Vec<Vec<u8>> = (0..50)
-            .map(|_| {
-                // TOC 0xF8: config 31 (CELT fullband 20 ms), mono, one frame.
-                let len = 60 + (rng.next_u32() % 100) as usize;
-                let mut p = vec![0xF8];
-                p.extend(rng.bytes(len));
-                p
-            })
-            .collect();
-        size += packets.iter().map(Vec::len).sum::<usize>();
-        pages.push(packets);
-    }
-    let samples = match duration_ms {
-        Some(ms) => ms * 48,
-        None => 960 * 50 * pages.len() as u64,
+    let Some(ms) = duration_ms else {
+        let mut granule = u64::from(PRE_SKIP);
+        loop {
+            let packets: Vec<Vec<u8>> = (0..50)
+                .map(|_| {
+                    // TOC 0xF8: config 31 (CELT fullband 20 ms), mono, one frame.
+                    let len = 60 + (rng.next_u32() % 100) as usize;
+                    let mut p = vec![0xF8];
+                    p.extend(rng.bytes(len));
+                    p
+                })
+                .collect();
+            granule += 960 * packets.len() as u64;
+            let last = w.out.len() + packets.iter().map(Vec::len).sum::<usize>() >= target;
+            w.page(&packets, granule, if last { 0x04 } else { 0 });
+            if last {
+                return w.out;
+            }
+        }
     };
-    let n = pages.len() as u64;
-    for (i, packets) in pages.iter().enumerate() {
-        let granule = u64::from(PRE_SKIP) + samples * (i as u64 + 1) / n;
-        let last = i as u64 + 1 == n;
-        w.page(packets, granule, if last { 0x04 } else { 0 });
+    // As many 20 ms frames as the duration needs after the pre-skip, six to a packet
+    // (code 3: TOC 0xFB, then the frame count), their payload sized to reach `target`;
+    // the last page's granule position trims the end to exactly `ms`.
+    const PACKETS_PER_PAGE: usize = 8;
+    let frames = (ms * 48 + u64::from(PRE_SKIP)).div_ceil(960);
+    let packets = frames.div_ceil(6);
+    let per_frame = (target.saturating_sub(200) as u64 / packets.max(1)).saturating_sub(3) / 6;
+    let per_frame = per_frame.min(1275) as usize;
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    let mut segments = 0usize;
+    let mut decoded = 0u64;
+    let mut left = frames;
+    while left > 0 {
+        let m = left.min(6);
+        left -= m;
+        let mut p = vec![0xFB, m as u8];
+        p.extend(rng.bytes(per_frame * m as usize));
+        let lacing = p.len() / 255 + 1;
+        // Pages of at most a second (opusinfo warns of muxing delay past that).
+        if segments + lacing > 255 || pending.len() == PACKETS_PER_PAGE {
+            w.page(&pending, decoded, 0);
+            pending.clear();
+            segments = 0;
+        }
+        segments += lacing;
+        decoded += 960 * m;
+        pending.push(p);
     }
+    w.page(&pending, ms * 48 + u64::from(PRE_SKIP), 0x04);
     w.out
 }
 

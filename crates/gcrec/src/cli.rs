@@ -559,6 +559,10 @@ pub struct VerifyArgs {
     /// Files hashed at once.
     #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
+    /// Also re-check every recording's media (pull outputs): Ogg pages, ZIP entries, an
+    /// Opus duration against the sidecar beside it. Problems make the exit code 1.
+    #[arg(long)]
+    pub media: bool,
 }
 
 /// `gcrec keys …`.

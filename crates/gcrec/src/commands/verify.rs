@@ -2,7 +2,7 @@
 //! against its manifest: missing, extra and altered files).
 
 use anyhow::Result;
-use gcrec_pull::verify::{FileStatus, verify_dir};
+use gcrec_pull::verify::{FileStatus, verify_dir, verify_media};
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, VerifyArgs};
@@ -19,6 +19,23 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
             out.line(&format!("{:<8} {rel}", status.as_str()))?;
         }
     }
+    let mut media_problems = 0u64;
+    if args.media && report.recordings.is_some() {
+        for f in verify_media(&args.dir, usize::from(args.jobs)).await? {
+            let Some(m) = f.report else { continue };
+            if m.has_problems() {
+                media_problems += 1;
+            }
+            if args.json {
+                let mut v = serde_json::to_value(&m)?;
+                v["type"] = json!("media");
+                v["path"] = json!(f.path);
+                out.line(&v.to_string())?;
+            } else if m.has_problems() {
+                out.line(&format!("media    {}: {}", f.path, m.problems.join("; ")))?;
+            }
+        }
+    }
     let count = |s| report.count(s);
     if args.json {
         out.line(
@@ -29,11 +46,15 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
                 "altered": count(FileStatus::Altered),
                 "extra": count(FileStatus::Extra),
                 "recordings": report.recordings,
+                "media_problems": args.media.then_some(media_problems),
             })
             .to_string(),
         )?;
     }
     out.flush()?;
+    if args.media && !global.quiet {
+        eprintln!("{media_problems} recording(s) with media problems");
+    }
     if !global.quiet {
         eprintln!(
             "{} files verified against {}: {} ok, {} missing, {} altered, {} extra",
@@ -45,7 +66,7 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<Outcome> {
             count(FileStatus::Extra),
         );
     }
-    Ok(if report.is_clean() {
+    Ok(if report.is_clean() && media_problems == 0 {
         Outcome::Success
     } else {
         Outcome::SomeFailed
