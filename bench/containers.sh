@@ -23,49 +23,7 @@ trap 'rm -rf "$work"' EXIT
 head -c $((size_mib << 20)) /dev/urandom > "$work/plain"
 openssl cms -encrypt -binary -stream -outform DER -aes-256-gcm -in "$work/plain" \
   -out "$work/msg.cms" keys-example/rsa3072.cert.pem
-"$py" - "$work/plain" "$work/msg.esdk" keys-example/aes256.key <<'PY'
-import base64, sys
-import aws_encryption_sdk
-from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy, EncryptionKeyType, WrappingAlgorithm
-from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
-from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
-class Raw(RawMasterKeyProvider):
-    provider_id = "gcrec-bench"
-    def __init__(self, **kw): pass
-    def _get_raw_key(self, key_id): return self.k
-p = Raw()
-p.k = WrappingKey(wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
-                  wrapping_key=base64.b64decode(open(sys.argv[3]).read().strip()),
-                  wrapping_key_type=EncryptionKeyType.SYMMETRIC)
-p.add_master_key(b"recordings")
-c = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
-with open(sys.argv[1], "rb") as i, open(sys.argv[2], "wb") as o:
-    with c.stream(mode="e", source=i, key_provider=p, frame_length=4096,
-                  algorithm=Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384) as s:
-        for chunk in s:
-            o.write(chunk)
-PY
-cat > "$work/esdk_decrypt.py" <<'PY'
-import base64, sys
-import aws_encryption_sdk
-from aws_encryption_sdk.identifiers import CommitmentPolicy, EncryptionKeyType, WrappingAlgorithm
-from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
-from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
-class Raw(RawMasterKeyProvider):
-    provider_id = "gcrec-bench"
-    def __init__(self, **kw): pass
-    def _get_raw_key(self, key_id): return self.k
-p = Raw()
-p.k = WrappingKey(wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
-                  wrapping_key=base64.b64decode(open(sys.argv[3]).read().strip()),
-                  wrapping_key_type=EncryptionKeyType.SYMMETRIC)
-p.add_master_key(b"recordings")
-c = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
-with open(sys.argv[1], "rb") as i, open(sys.argv[2], "wb") as o:
-    with c.stream(mode="d", source=i, key_provider=p) as s:
-        for chunk in s:
-            o.write(chunk)
-PY
+"$py" bench/esdk_stream.py e "$work/plain" "$work/msg.esdk" keys-example/aes256.key
 
 median() { sort -n | sed -n 2p; }
 bench() {
@@ -78,7 +36,7 @@ bench() {
       # message whole and gives up near 2 GiB).
       printf '| %s | fails: %s | | | %s |\n' "$label" \
         "$(grep -v '^Command exited' "$work/err" | head -2 | tr '\n|' '  ' | cut -c1-160)" \
-        "$(awk '{printf "%.0f", $4 / 1024}' "$work/t")"
+        "$(tail -1 "$work/t" | awk '{printf "%.0f", $4 / 1024}')"
       return 0
     fi
     cat "$work/t" >> "$work/times"
@@ -103,4 +61,4 @@ bench "openssl cms -decrypt, same file" msg.cms \
 bench "gcrec decrypt, ESDK v2 (0x0578: committed, ECDSA P-384; 4 KiB frames)" msg.esdk \
   target/release/gcrec decrypt "$work/msg.esdk" --key keys-example/aes256.key --out "$work/out" -q
 bench "Python aws-encryption-sdk 3.3.1 (stream), same file" msg.esdk \
-  "$py" "$work/esdk_decrypt.py" "$work/msg.esdk" "$work/out/msg.esdk" keys-example/aes256.key
+  "$py" bench/esdk_stream.py d "$work/msg.esdk" "$work/out/msg.esdk" keys-example/aes256.key

@@ -106,19 +106,7 @@ impl Pki {
             .args(args)
             .stdin(std::process::Stdio::null());
         common::no_aws(&mut cmd);
-        let out = cmd.output().unwrap();
-        let run = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        };
-        let lines = run
-            .stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["type"] == "file")
-            .collect();
-        (run, lines)
+        common::decrypt_json(&mut cmd)
     }
 
     fn assert_identical(&self, outdir: &str, name: &str) {
@@ -130,14 +118,7 @@ impl Pki {
     /// Fails with `needle` and leaves nothing in `outdir`.
     fn assert_refused(&self, outdir: &str, inputs: &[&str], args: &[&str], needle: &str) {
         let (run, _) = self.decrypt(outdir, inputs, args);
-        assert_ne!(run.code, 0, "{}", run.stdout);
-        assert!(
-            run.stderr.contains(needle),
-            "expected {needle:?} in:\n{}",
-            run.stderr
-        );
-        let left = common::files_under(&self.path(outdir));
-        assert!(left.is_empty(), "files left behind: {left:?}");
+        common::assert_refused_empty(&run, needle, &self.path(outdir));
     }
 }
 

@@ -85,19 +85,7 @@ impl Case {
             Some(m) => m.env(&mut cmd),
             None => common::no_aws(&mut cmd),
         }
-        let out = cmd.output().unwrap();
-        let run = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        };
-        let lines = run
-            .stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["type"] == "file")
-            .collect();
-        (run, lines)
+        common::decrypt_json(&mut cmd)
     }
 
     fn assert_identical(&self, outdir: &str, name: &str) {
@@ -108,14 +96,7 @@ impl Case {
 
     fn assert_refused(&self, outdir: &str, names: &[&str], args: &[&str], needle: &str) {
         let (run, _) = self.decrypt(outdir, names, args, None);
-        assert_ne!(run.code, 0, "{}", run.stdout);
-        assert!(
-            run.stderr.contains(needle),
-            "expected {needle:?} in:\n{}",
-            run.stderr
-        );
-        let left = common::files_under(&self.path(outdir));
-        assert!(left.is_empty(), "files left behind: {left:?}");
+        common::assert_refused_empty(&run, needle, &self.path(outdir));
     }
 }
 

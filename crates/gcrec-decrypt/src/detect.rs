@@ -149,6 +149,38 @@ fn skip_bom_and_space(head: &[u8]) -> &[u8] {
     &head[start..]
 }
 
+/// The Ogg page CRC (RFC 3533): polynomial 0x04C11DB7, not reflected, initial value 0,
+/// no final XOR. The `crc` crate's slice-by-16 tables: a page check costs little next to
+/// decryption.
+const OGG_CRC: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::Algorithm {
+        width: 32,
+        poly: 0x04C1_1DB7,
+        init: 0,
+        refin: false,
+        refout: false,
+        xorout: 0,
+        check: 0x89A1_897F,
+        residue: 0,
+    });
+
+/// The Ogg CRC of `data` as it is.
+pub fn ogg_crc(data: &[u8]) -> u32 {
+    OGG_CRC.checksum(data)
+}
+
+/// The CRC a whole Ogg page should carry: computed with its CRC field (bytes 22–25)
+/// taken as zero.
+pub fn ogg_page_crc(page: &[u8]) -> u32 {
+    let mut digest = OGG_CRC.digest();
+    digest.update(&page[..22.min(page.len())]);
+    if page.len() >= 26 {
+        digest.update(&[0; 4]);
+        digest.update(&page[26..]);
+    }
+    digest.finalize()
+}
+
 /// Plain media by magic number.
 pub fn media_kind(head: &[u8]) -> Option<MediaKind> {
     if head.starts_with(b"OggS") {

@@ -188,6 +188,23 @@ fn cms_fixture() -> &'static (Keyring, Vec<u8>, Vec<u8>) {
     })
 }
 
+/// `message` with bytes flipped (by XOR with a non-zero value) and maybe cut short.
+fn mutate(
+    message: &[u8],
+    flips: &[(prop::sample::Index, u8)],
+    cut: Option<prop::sample::Index>,
+) -> Vec<u8> {
+    let mut m = message.to_vec();
+    for (at, x) in flips {
+        let i = at.index(m.len());
+        m[i] ^= x;
+    }
+    if let Some(c) = cut {
+        m.truncate(c.index(m.len()));
+    }
+    m
+}
+
 fn cms_decrypt(message: &[u8]) -> Result<Vec<u8>, crate::cms::CmsError> {
     let (keys, ..) = cms_fixture();
     let mut out = Vec::new();
@@ -217,14 +234,7 @@ proptest! {
         cut in prop::option::of(any::<prop::sample::Index>()),
     ) {
         let (_, plain, message) = cms_fixture();
-        let mut m = message.clone();
-        for (at, x) in flips {
-            let i = at.index(m.len());
-            m[i] ^= x;
-        }
-        if let Some(c) = cut {
-            m.truncate(c.index(m.len()));
-        }
+        let m = mutate(message, &flips, cut);
         // An alteration that still decrypts may only touch what authenticates nothing
         // (the version number, say): the plaintext must be the original.
         if let Ok(out) = cms_decrypt(&m) {
@@ -377,14 +387,7 @@ proptest! {
         cut in prop::option::of(any::<prop::sample::Index>()),
     ) {
         let (_, plain, message) = esdk_fixture();
-        let mut m = message.clone();
-        for (at, x) in flips {
-            let i = at.index(m.len());
-            m[i] ^= x;
-        }
-        if let Some(c) = cut {
-            m.truncate(c.index(m.len()));
-        }
+        let m = mutate(message, &flips, cut);
         if let Ok(out) = esdk_decrypt(&m) {
             prop_assert_eq!(&out, plain);
         }

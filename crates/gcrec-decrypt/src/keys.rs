@@ -622,17 +622,6 @@ pub fn inspect_with(
 ) -> Result<Vec<KeyInfo>, KeyError> {
     let data = read_key_file(path)?;
     Ok(match parse(path, &data)? {
-        Parsed::Pgp(keys) => keys.iter().map(pgp_info).collect(),
-        Parsed::Rsa(key) => vec![rsa_info(&key).0],
-        Parsed::EncryptedPkcs8(_) => vec![KeyInfo {
-            kind: "rsa",
-            algorithm: "RSA (encrypted PKCS#8: size and fingerprint need the passphrase)".into(),
-            fingerprint: String::new(),
-            key_ids: Vec::new(),
-            protected: true,
-            user_ids: Vec::new(),
-            certificate: None,
-        }],
         Parsed::Aes(key) => vec![KeyInfo {
             kind: "aes-256",
             algorithm: "AES-256".into(),
@@ -642,10 +631,9 @@ pub fn inspect_with(
             user_ids: Vec::new(),
             certificate: None,
         }],
-        Parsed::Cert(cert) => vec![certificate_info(*cert)],
         Parsed::Pkcs12(der) => {
-            // The MAC needs the passphrase; without one only the structure is known,
-            // unless the bundle has no passphrase at all.
+            // The bundle's keys and certificates are inside its encryption: opened
+            // with no passphrase, or one given.
             let opened = std::iter::once("")
                 .chain(passphrases.iter().map(|p| p.as_str()))
                 .find_map(|pw| crate::x509::open_pkcs12(&der, pw).ok());
@@ -664,6 +652,7 @@ pub fn inspect_with(
             }
         }
         Parsed::Bundle(parts) => parts.into_iter().flat_map(inspect_parsed).collect(),
+        other => inspect_parsed(other),
     })
 }
 

@@ -256,11 +256,20 @@ pub fn finish(bag: &Path, index: &Index, run: &BagRun<'_>) -> Result<(), BagErro
         csv.flush()
     })?;
 
-    // Exceptions: failed recordings and orphans.
+    // Exceptions: failed recordings, orphans, media problems.
     write_file(&bag.join(EXCEPTIONS), |out| {
         let mut csv = csv::Writer::from_writer(out);
         csv.write_record(["kind", "key", "conversation_id", "recording_id", "detail"])?;
         for e in index.entries() {
+            if let Some(m) = e.media.as_ref().filter(|m| m.has_problems()) {
+                csv.write_record([
+                    "media_problem".to_owned(),
+                    csv_safe(e.key.clone()),
+                    csv_safe(e.conversation_id.clone()),
+                    csv_safe(e.recording_id.clone()),
+                    csv_safe(m.problems.join("; ")),
+                ])?;
+            }
             let (kind, detail) = match e.status {
                 Some(Status::Failed) => ("failed", e.error.clone().unwrap_or_default()),
                 Some(Status::NoMedia) => (

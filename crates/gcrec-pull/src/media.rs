@@ -69,29 +69,7 @@ impl MediaReport {
     }
 }
 
-/// The Ogg page CRC: polynomial 0x04C11DB7, not reflected, initial value 0, no final
-/// XOR (RFC 3533), over the page with its CRC field zeroed.
-pub fn ogg_crc(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
-            let mut r = (i as u32) << 24;
-            for _ in 0..8 {
-                r = if r & 0x8000_0000 != 0 {
-                    (r << 1) ^ 0x04C1_1DB7
-                } else {
-                    r << 1
-                };
-            }
-            *slot = r;
-        }
-        t
-    });
-    data.iter().fold(0u32, |crc, b| {
-        (crc << 8) ^ table[usize::from(((crc >> 24) as u8) ^ b)]
-    })
-}
+use gcrec_decrypt::detect::ogg_page_crc;
 
 /// One logical stream's state.
 #[derive(Debug, Default)]
@@ -106,6 +84,8 @@ struct Stream {
 #[derive(Debug, Default)]
 pub struct OggCheck {
     buf: Vec<u8>,
+    /// Where the unparsed bytes of `buf` start (consumed bytes are dropped once a feed).
+    pos: usize,
     offset: u64,
     pages: u64,
     streams: HashMap<u32, Stream>,
@@ -131,19 +111,22 @@ impl OggCheck {
         while self.page() {}
         // Bounded: a partial page is at most MAX_PAGE bytes; anything longer was garbage
         // that `page` skips.
+        self.buf.drain(..self.pos);
+        self.pos = 0;
     }
 
     /// Parses one page from the front of the buffer; `false` when more bytes are needed.
     fn page(&mut self) -> bool {
-        if self.buf.len() < 27 {
+        let buf = &self.buf[self.pos..];
+        if buf.len() < 27 {
             return false;
         }
-        if &self.buf[..4] != b"OggS" {
+        if &buf[..4] != b"OggS" {
             // Bytes that are not a page: skip to the next capture pattern.
-            let skip = self.buf[1..]
+            let skip = buf[1..]
                 .windows(4)
                 .position(|w| w == b"OggS")
-                .map_or(self.buf.len().saturating_sub(3), |p| p + 1);
+                .map_or(buf.len().saturating_sub(3), |p| p + 1);
             if !self.lost {
                 self.report.problem(format!(
                     "byte {}: no Ogg page where one belongs (garbage, or a page lost)",
@@ -152,30 +135,35 @@ impl OggCheck {
             }
             self.lost = true;
             self.offset += skip as u64;
-            self.buf.drain(..skip);
-            return self.buf.len() >= 27;
+            self.pos += skip;
+            return self.buf.len() - self.pos >= 27;
         }
-        let segments = usize::from(self.buf[26]);
-        if self.buf.len() < 27 + segments {
+        let segments = usize::from(buf[26]);
+        if buf.len() < 27 + segments {
             return false;
         }
-        let body: usize = self.buf[27..27 + segments]
-            .iter()
-            .map(|&l| usize::from(l))
-            .sum();
+        let body: usize = buf[27..27 + segments].iter().map(|&l| usize::from(l)).sum();
         let len = 27 + segments + body;
-        if self.buf.len() < len {
+        if buf.len() < len {
             return false;
         }
-        let page: Vec<u8> = self.buf.drain(..len).collect();
+        let page = &buf[..len];
+        let crc_ok =
+            ogg_page_crc(page) == u32::from_le_bytes([page[22], page[23], page[24], page[25]]);
+        let version = page[4];
+        let flags = page[5];
+        let granule = u64::from_le_bytes(page[6..14].try_into().unwrap_or([0; 8]));
+        let serial = u32::from_le_bytes([page[14], page[15], page[16], page[17]]);
+        let sequence = u32::from_le_bytes([page[18], page[19], page[20], page[21]]);
+        let first_packet = &page[27 + segments..];
+        let pre_skip = (first_packet.starts_with(b"OpusHead") && first_packet.len() >= 12)
+            .then(|| u64::from(u16::from_le_bytes([first_packet[10], first_packet[11]])));
         let at = self.offset;
         self.offset += len as u64;
-        let mut zeroed = page.clone();
-        zeroed[22..26].fill(0);
-        let stored = u32::from_le_bytes([page[22], page[23], page[24], page[25]]);
+        self.pos += len;
         let n = self.pages;
         self.pages += 1;
-        if ogg_crc(&zeroed) != stored {
+        if !crc_ok {
             self.report
                 .problem(format!("page {n} (byte {at}): CRC mismatch (damaged data)"));
             // A page that fails its CRC says nothing trustworthy about its stream.
@@ -183,17 +171,11 @@ impl OggCheck {
             return true;
         }
         self.lost = false;
-        if page[4] != 0 {
+        if version != 0 {
             self.report.problem(format!(
-                "page {n} (byte {at}): unknown Ogg version {}",
-                page[4]
+                "page {n} (byte {at}): unknown Ogg version {version}"
             ));
         }
-        let flags = page[5];
-        let granule = u64::from_le_bytes(page[6..14].try_into().unwrap_or([0; 8]));
-        let serial = u32::from_le_bytes([page[14], page[15], page[16], page[17]]);
-        let sequence = u32::from_le_bytes([page[18], page[19], page[20], page[21]]);
-        let first_packet = &page[27 + segments..];
         let new = !self.streams.contains_key(&serial);
         let stream = self.streams.entry(serial).or_default();
         if new {
@@ -202,11 +184,8 @@ impl OggCheck {
                     "page {n}: stream {serial:08x} starts without a beginning-of-stream page (its start is lost)"
                 ));
             }
-            if first_packet.starts_with(b"OpusHead") && first_packet.len() >= 12 {
-                stream.pre_skip = Some(u64::from(u16::from_le_bytes([
-                    first_packet[10],
-                    first_packet[11],
-                ])));
+            if pre_skip.is_some() {
+                stream.pre_skip = pre_skip;
                 self.report.checked = "ogg-opus".into();
             }
         } else if flags & 0x02 != 0 {

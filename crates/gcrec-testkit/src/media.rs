@@ -4,28 +4,7 @@
 
 use crate::rng::Rng;
 
-/// The Ogg page CRC: polynomial 0x04C11DB7, no reflection, initial value 0.
-fn ogg_crc(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
-            let mut r = (i as u32) << 24;
-            for _ in 0..8 {
-                r = if r & 0x8000_0000 != 0 {
-                    (r << 1) ^ 0x04C1_1DB7
-                } else {
-                    r << 1
-                };
-            }
-            *slot = r;
-        }
-        t
-    });
-    data.iter().fold(0u32, |crc, b| {
-        (crc << 8) ^ table[(((crc >> 24) as u8) ^ b) as usize]
-    })
-}
+use gcrec_decrypt::detect::ogg_crc;
 
 struct OggWriter {
     out: Vec<u8>,

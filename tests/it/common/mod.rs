@@ -156,6 +156,35 @@ pub fn no_aws(cmd: &mut Command) {
         .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI");
 }
 
+/// Runs `cmd` (a `gcrec decrypt … --json`): the run, and its `file` lines.
+pub fn decrypt_json(cmd: &mut Command) -> (Run, Vec<Value>) {
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    let lines = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "file")
+        .collect();
+    (run, lines)
+}
+
+/// Asserts a run failed with `needle` in its errors and left nothing under `out`.
+pub fn assert_refused_empty(run: &Run, needle: &str, out: &Path) {
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(needle),
+        "expected {needle:?} in:\n{}",
+        run.stderr
+    );
+    let left = files_under(out);
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
 /// Generates an export into a fresh temporary directory.
 pub fn generated(spec: ExportSpec) -> (tempfile::TempDir, Export) {
     let dir = tempfile::tempdir().expect("tempdir");
