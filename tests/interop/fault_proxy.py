@@ -262,6 +262,10 @@ def control():
     server.shutdown()
 
 
+# A listen backlog of 5 (socketserver's default) drops the SYNs of a client opening
+# dozens of connections at once; the kernel retries them after 1, 3, 7… seconds, which
+# turns a burst into a minute-long stall.
+http.server.ThreadingHTTPServer.request_queue_size = 256
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
 print(f"PORT {server.server_address[1]}", flush=True)
