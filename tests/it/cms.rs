@@ -532,8 +532,7 @@ fn a_large_indefinite_length_message_streams_in_bounded_memory() {
     // below the message (docs/BENCHMARKS.md has 2 GiB beside openssl cms -decrypt).
     let pki = Pki::new();
     let dir = pki.path("export");
-    let key = "6e1f0a52-0000-4000-8000-000000000001/year=2024/month=03/day=01/hour=00/\
-               conversation_id=6e1f0a52-0000-4000-8000-0000000000c1/6e1f0a52-0000-4000-8000-0000000000e1.opus";
+    let key = common::ONE_MEDIA_KEY;
     let media = dir.join(key);
     std::fs::create_dir_all(media.parent().unwrap()).unwrap();
     let big = pki.path("big.opus");
@@ -567,22 +566,8 @@ fn a_large_indefinite_length_message_streams_in_bounded_memory() {
             .arg(pki.path("a.crt")),
     );
     let out = pki.path("pulled");
-    let run = common::gcrec([
-        "pull",
-        dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--key",
-        pki.path("a-bundle.pem").to_str().unwrap(),
-        "--json",
-        // The download budget, not the decryptor, is what pull's memory is made of:
-        // a small one shows that the CMS path itself holds nothing whole.
-        "--max-buffer",
-        "16777216",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let rss = run.summary()["peak_rss_bytes"].as_u64().unwrap();
-    eprintln!("192 MiB CMS pull: peak RSS {rss} bytes");
+    let rss =
+        common::pull_in_a_small_budget(&dir, &out, &pki.path("a-bundle.pem"), "192 MiB CMS pull");
     assert!(rss < 64 * 1000 * 1000, "peak RSS {rss}");
     let sha = |p: &Path| {
         use sha2::Digest;

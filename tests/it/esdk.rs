@@ -362,8 +362,7 @@ fn a_large_framed_message_streams_in_bounded_memory() {
     // download budget (docs/BENCHMARKS.md has 2 GiB beside the Python SDK).
     let c = Case::new();
     let dir = c.path("export");
-    let key = "6e1f0a52-0000-4000-8000-000000000001/year=2024/month=03/day=01/hour=00/\
-               conversation_id=6e1f0a52-0000-4000-8000-0000000000c1/6e1f0a52-0000-4000-8000-0000000000e1.opus";
+    let key = common::ONE_MEDIA_KEY;
     let media = dir.join(key);
     std::fs::create_dir_all(media.parent().unwrap()).unwrap();
     let big: Vec<u8> = [
@@ -392,20 +391,8 @@ fn a_large_framed_message_streams_in_bounded_memory() {
             .arg(&media),
     );
     let out = c.path("pulled");
-    let run = common::gcrec([
-        "pull",
-        dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--key",
-        keys().join("aes256.key").to_str().unwrap(),
-        "--json",
-        "--max-buffer",
-        "16777216",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let rss = run.summary()["peak_rss_bytes"].as_u64().unwrap();
-    eprintln!("160 MiB ESDK pull: peak RSS {rss} bytes");
+    let rss =
+        common::pull_in_a_small_budget(&dir, &out, &keys().join("aes256.key"), "160 MiB ESDK pull");
     assert!(rss < 64 * 1000 * 1000, "peak RSS {rss}");
     assert!(std::fs::read(out.join(key)).unwrap() == big);
 }

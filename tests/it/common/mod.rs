@@ -185,6 +185,30 @@ pub fn assert_refused_empty(run: &Run, needle: &str, out: &Path) {
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 
+/// The one media key of the single-recording exports the large-object tests build.
+pub const ONE_MEDIA_KEY: &str = "6e1f0a52-0000-4000-8000-000000000001/year=2024/month=03/day=01/hour=00/\
+     conversation_id=6e1f0a52-0000-4000-8000-0000000000c1/6e1f0a52-0000-4000-8000-0000000000e1.opus";
+
+/// Pulls a local export with `key` and a 16 MiB download budget — so the peak RSS shows
+/// what the decryptor itself holds — and returns that peak, after asserting success.
+pub fn pull_in_a_small_budget(export: &Path, out: &Path, key: &Path, what: &str) -> u64 {
+    let run = gcrec([
+        "pull",
+        export.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+        "--max-buffer",
+        "16777216",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rss = run.summary()["peak_rss_bytes"].as_u64().unwrap();
+    eprintln!("{what}: peak RSS {rss} bytes");
+    rss
+}
+
 /// Generates an export into a fresh temporary directory.
 pub fn generated(spec: ExportSpec) -> (tempfile::TempDir, Export) {
     let dir = tempfile::tempdir().expect("tempdir");
