@@ -170,6 +170,27 @@ fn damaged_media_is_released_and_reported_and_a_clean_export_reports_nothing() {
             "{e}"
         );
     }
+    // gcrec decrypt checks what it writes the same way.
+    let dec_out = out_dir.path().join("decrypted");
+    let run = common::gcrec([
+        "decrypt",
+        path(&cut).to_str().unwrap(),
+        "--out",
+        dec_out.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = run
+        .json()
+        .into_iter()
+        .find(|l| l["type"] == "file")
+        .unwrap();
+    assert!(
+        line["media"]["problem_count"].as_u64().unwrap() >= 1,
+        "{line}"
+    );
     // verify --media re-checks the output and finds the same four.
     let verify = common::gcrec(["verify", out.to_str().unwrap(), "--media", "--json"]);
     assert_eq!(verify.code, 1, "{}\n{}", verify.stdout, verify.stderr);

@@ -226,6 +226,8 @@ pub struct FileDone {
     /// Whether the container authenticated every byte (`None` for plain media and
     /// copies).
     pub authenticated: Option<bool>,
+    /// What the media check found (Ogg or ZIP plaintext).
+    pub media: Option<crate::media::MediaReport>,
     /// Bytes written.
     pub bytes: u64,
     /// Their SHA-256, hex.
@@ -251,6 +253,7 @@ pub fn run(
                     FileJob::Decrypt(source, job) => {
                         decrypt_object(source, job, ctx).await.map(|d| FileDone {
                             authenticated: d.outcome.authenticated(),
+                            media: d.media,
                             format: d.outcome.format,
                             opened_with: d.outcome.opened_with,
                             bytes: d.outcome.plaintext_bytes,
@@ -264,6 +267,7 @@ pub fn run(
                                 format: "sidecar (copied verbatim)".to_owned(),
                                 opened_with: None,
                                 authenticated: None,
+                                media: None,
                                 bytes: v.size,
                                 sha256: v.sha256,
                             })

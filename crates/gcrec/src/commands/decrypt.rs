@@ -37,17 +37,20 @@ pub async fn run(global: &GlobalArgs, args: DecryptArgs) -> Result<Outcome> {
             Ok(done) => {
                 ok += 1;
                 if args.json {
-                    out.line(&json!({"type": "file", "key": o.key, "status": "ok", "output": o.destination, "format": done.format, "opened_with": done.opened_with, "authenticated": done.authenticated, "bytes": done.bytes, "sha256": done.sha256}).to_string())?;
+                    out.line(&json!({"type": "file", "key": o.key, "status": "ok", "output": o.destination, "format": done.format, "opened_with": done.opened_with, "authenticated": done.authenticated, "media": done.media, "bytes": done.bytes, "sha256": done.sha256}).to_string())?;
                 } else if !global.quiet {
                     let with = done
                         .opened_with
                         .map(|k| format!(", key {k}"))
                         .unwrap_or_default();
-                    let warning = if done.authenticated == Some(false) {
-                        "; unauthenticated: nothing proves it was not altered"
+                    let mut warning = if done.authenticated == Some(false) {
+                        "; unauthenticated: nothing proves it was not altered".to_owned()
                     } else {
-                        ""
+                        String::new()
                     };
+                    if let Some(m) = done.media.as_ref().filter(|m| m.has_problems()) {
+                        warning.push_str(&format!("; media problems: {}", m.problems.join("; ")));
+                    }
                     out.line(&format!(
                         "{} ({}{with}{warning})",
                         o.destination.display(),
