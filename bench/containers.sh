@@ -25,30 +25,8 @@ openssl cms -encrypt -binary -stream -outform DER -aes-256-gcm -in "$work/plain"
   -out "$work/msg.cms" keys-example/rsa3072.cert.pem
 "$py" bench/esdk_stream.py e "$work/plain" "$work/msg.esdk" keys-example/aes256.key
 
-median() { sort -n | sed -n 2p; }
-bench() {
-  local label=$1 out=$2; shift 2
-  : > "$work/times"
-  for _ in 1 2 3; do
-    rm -rf "$work/out"; mkdir -p "$work/out"; sync
-    if ! /usr/bin/time -f "%e %U %S %M" -o "$work/t" "$@" >/dev/null 2>"$work/err"; then
-      # A peer that cannot decrypt the file at all is a result too (openssl reads a CMS
-      # message whole and gives up near 2 GiB).
-      printf '| %s | fails: %s | | | %s |\n' "$label" \
-        "$(grep -v '^Command exited' "$work/err" | head -2 | tr '\n|' '  ' | cut -c1-160)" \
-        "$(tail -1 "$work/t" | awk '{printf "%.0f", $4 / 1024}')"
-      return 0
-    fi
-    cat "$work/t" >> "$work/times"
-    cmp -s "$work/out/$out" "$work/plain" || { echo "$label: output differs" >&2; exit 1; }
-  done
-  local wall cpu rss
-  wall=$(awk '{print $1}' "$work/times" | median)
-  cpu=$(awk '{print $2 + $3}' "$work/times" | median)
-  rss=$(awk '{print $4}' "$work/times" | sort -n | tail -1)
-  printf '| %s | %s | %s | %.0f | %.0f |\n' "$label" "$wall" "$cpu" \
-    "$(echo "$size_mib / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
-}
+# shellcheck source=bench/timed.sh
+. bench/timed.sh
 echo "Input: $size_mib MiB of random data; $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
 echo "| run | wall s (median of 3) | CPU s | MiB/s | peak RSS MiB (max of 3) |"

@@ -21,24 +21,8 @@ head -c $((size_mib << 20)) /dev/urandom > "$work/plain"
 gpg --batch --quiet --trust-model always -z 0 -r cv25519@example.invalid -o "$work/msg.pgp" -e "$work/plain"
 target/release/gcrec-testkit encrypt-s3ec --version v3 --aes-key keys-example/aes256.key "$work/plain" "$work/obj.s3ec"
 
-median() { sort -n | sed -n 2p; }
-bench() {
-  local label=$1 out=$2; shift 2
-  : > "$work/times"
-  for _ in 1 2 3; do
-    rm -rf "$work/out"; mkdir -p "$work/out"; sync
-    /usr/bin/time -f "%e %U %S %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
-    cat "$work/t" >> "$work/times"
-    cmp -s "$work/out/$out" "$work/plain" || { echo "$label: output differs" >&2; exit 1; }
-  done
-  local wall cpu rss
-  wall=$(awk '{print $1}' "$work/times" | median)
-  cpu=$(awk '{print $2 + $3}' "$work/times" | median)
-  rss=$(awk '{print $4}' "$work/times" | sort -n | tail -1)
-  printf '| %s | %s | %s | %.0f | %.0f |\n' "$label" "$wall" "$cpu" \
-    "$(echo "$size_mib / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
-  echo "$label $wall" >> "$work/summary"
-}
+# shellcheck source=bench/timed.sh
+. bench/timed.sh
 echo "Input: $size_mib MiB of random data; $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
 echo "| run | wall s (median of 3) | CPU s | MiB/s | peak RSS MiB (max of 3) |"
