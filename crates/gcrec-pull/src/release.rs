@@ -328,7 +328,7 @@ mod tests {
         let dest = dir.path().join("big.opus");
         let mut pending = PendingFile::create(&dest).unwrap();
         let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
-        for _ in 0..(2 * WRITE_BACK_EVERY >> 20) + 3 {
+        for _ in 0..((2 * WRITE_BACK_EVERY) >> 20) + 3 {
             pending.write_all(&block).unwrap();
         }
         assert_eq!(pending.write_backs(), 2);
