@@ -276,30 +276,12 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         if let Some(e) = &report.listing_error {
             eprintln!("gcrec: the listing failed part-way: {e}");
         }
-        if !report.failures.is_empty() {
-            eprintln!("failed recordings:");
-            for f in &report.failures {
-                eprintln!("  {f}");
-            }
-            if totals.failed > report.failures.len() as u64 {
-                eprintln!(
-                    "  … and {} more (see the manifest)",
-                    totals.failed - report.failures.len() as u64
-                );
-            }
-        }
-        if !report.media_problems.is_empty() {
-            eprintln!("recordings released with media problems (they are what the source holds):");
-            for m in &report.media_problems {
-                eprintln!("  {m}");
-            }
-            if totals.media_problems > report.media_problems.len() as u64 {
-                eprintln!(
-                    "  … and {} more (see the manifest)",
-                    totals.media_problems - report.media_problems.len() as u64
-                );
-            }
-        }
+        print_first("failed recordings:", &report.failures, totals.failed);
+        print_first(
+            "recordings released with media problems (they are what the source holds):",
+            &report.media_problems,
+            totals.media_problems,
+        );
         let (n, verb) = if args.dry_run {
             (totals.would_pull, "would pull")
         } else {
@@ -359,4 +341,22 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     } else {
         Outcome::of_failures(totals.failed, report.permission_failed)
     })
+}
+
+/// Prints the first of `total` items a report kept, under `title`, and how many more the
+/// manifest has.
+fn print_first(title: &str, kept: &[String], total: u64) {
+    if kept.is_empty() {
+        return;
+    }
+    eprintln!("{title}");
+    for item in kept {
+        eprintln!("  {item}");
+    }
+    if total > kept.len() as u64 {
+        eprintln!(
+            "  … and {} more (see the manifest)",
+            total - kept.len() as u64
+        );
+    }
 }
