@@ -136,6 +136,9 @@ pub enum PullError {
     /// A background task stopped (a panic in the decryptor, or the runtime shutting down).
     #[error("{0}: the decryption task stopped unexpectedly")]
     Task(String),
+    /// The production volume could not be written.
+    #[error(transparent)]
+    Production(#[from] crate::production::ProductionError),
 }
 
 impl PullError {

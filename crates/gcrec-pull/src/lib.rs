@@ -12,6 +12,8 @@
 //!   gcrec's own files;
 //! - [`manifest`]: the pull manifest, its writer and a compact index for resuming;
 //! - [`bag`]: BagIt evidence packages, written and checked;
+//! - [`production`]: review-platform productions (natives by control number, a
+//!   Concordance load file, WAV renditions), written and checked;
 //! - [`verify`]: re-hashing an output or a bag against its manifest;
 //! - [`hold`]: Object Lock legal holds through the source abstraction;
 //! - [`files`]: decrypting local files and export directories;
@@ -32,6 +34,7 @@ pub mod manifest;
 pub mod media;
 pub mod object;
 pub mod outpath;
+pub mod production;
 pub mod pull;
 pub mod release;
 pub mod sweep;

@@ -382,6 +382,24 @@ pub fn inside(dir: &Path, rel: &str) -> Option<PathBuf> {
     Some(path)
 }
 
+/// [`inside`] for a file about to be written: its directories are created first (`0700`,
+/// never through a link), then the path is checked as [`inside`] checks it.
+pub fn inside_creating(dir: &Path, rel: &str) -> io::Result<PathBuf> {
+    let unsafe_path = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{rel}: not a plain relative path"),
+        )
+    };
+    if !rel.split('/').all(gcrec_fetch::layout::is_safe_segment) {
+        return Err(unsafe_path());
+    }
+    if let Some((parent, _)) = rel.rsplit_once('/') {
+        crate::release::create_dirs_inside(dir, &dir.join(parent))?;
+    }
+    inside(dir, rel).ok_or_else(unsafe_path)
+}
+
 /// Every file under `dir`, as paths relative to `root` (`/`-separated), sorted. Symbolic
 /// links are listed (as the names they are), never followed.
 pub fn files_under(root: &Path, dir: &Path) -> io::Result<Vec<String>> {

@@ -34,6 +34,7 @@ use crate::lock::{DirLock, LockError};
 use crate::manifest::{self, Entry, Index, Line, OutputFile, Status};
 use crate::object::{DecryptContext, ObjectJob, copy_object, decrypt_object, write_body};
 use crate::outpath::{self, OutputLayout};
+use crate::production::{self, ProductionOptions, ProductionReport, ProductionRun};
 use crate::release::create_private_dir_all;
 use crate::sweep::Sweeper;
 
@@ -62,6 +63,8 @@ pub enum Target {
     Dir(PathBuf),
     /// A BagIt bag.
     Bag(BagOptions),
+    /// A production volume for review platforms (see [`crate::production`]).
+    Production(ProductionOptions),
 }
 
 /// What to pull and how. Typed: no front end's words in it.
@@ -104,9 +107,13 @@ pub enum PlanError {
         /// The source.
         source_dir: PathBuf,
     },
-    /// A bag keeps the mirror layout.
-    #[error("an evidence bag keeps the mirror layout")]
+    /// A bag or a production keeps the mirror layout (a production names its documents
+    /// by control number in its volumes).
+    #[error("an evidence bag or a production keeps the mirror layout")]
     BagLayout,
+    /// The production's names or settings cannot be used.
+    #[error(transparent)]
+    Production(#[from] production::ProductionError),
     /// The output directory cannot be created or written.
     #[error("{}: {source}", path.display())]
     OutputDir {
@@ -252,6 +259,8 @@ pub struct PullReport {
     pub manifest: Option<PathBuf>,
     /// The bag written, if one was.
     pub bag: Option<PathBuf>,
+    /// The production volumes written, if any were.
+    pub production: Option<ProductionReport>,
     /// The requests made to the source.
     pub requests: CallCounts,
     /// What the concurrency limit did.
@@ -691,6 +700,13 @@ impl PullPlan {
                 }
                 (bag.dir.join(bag::DATA), bag.dir.clone())
             }
+            Target::Production(p) => {
+                if options.layout != OutputLayout::Mirror {
+                    return Err(PlanError::BagLayout);
+                }
+                production::preflight(p)?;
+                (p.dir.join(production::PULLED), p.dir.clone())
+            }
         };
         if let Some(source_dir) = &options.source_dir
             && overlap(&manifest_dir, source_dir)
@@ -718,7 +734,8 @@ impl PullPlan {
                 .map_err(output_dir(&manifest_dir))?;
             locks.push(DirLock::acquire(&manifest_dir)?);
             if out != manifest_dir {
-                // A bag's payload directory is locked too: no plain run may write into it.
+                // A bag's payload directory (a production's pulled files) is locked too:
+                // no plain run may write into it.
                 locks.push(DirLock::acquire(&out)?);
             }
             writer =
@@ -997,6 +1014,21 @@ impl PullPlan {
             })?;
             bag_written = Some(self.manifest_dir.clone());
         }
+        let mut production_written = None;
+        if let (Target::Production(p), false, false) =
+            (&options.target, options.dry_run, interrupted)
+        {
+            let index = Index::open(&self.manifest_dir)
+                .map_err(PullError::output("reading", &self.manifest_dir))?;
+            let holds = legal_holds(&*source, &index).await;
+            let p = p.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                production::finish(&p, &index, &ProductionRun { holds })
+            })
+            .await
+            .map_err(|e| PullError::Task(format!("the production: {e}")))??;
+            production_written = Some(written);
+        }
         Ok(PullReport {
             totals,
             listing_error,
@@ -1007,6 +1039,7 @@ impl PullPlan {
             summary,
             manifest: manifest_path,
             bag: bag_written,
+            production: production_written,
             requests: self.source.counts(),
             jobs: limiter.report(),
         })

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::bag;
+use crate::production;
 use crate::manifest::{self, Index, MANIFEST_NAME};
 use crate::outpath::{KEPT_DIR, LOCK_NAME};
 
@@ -84,6 +85,9 @@ pub enum VerifyError {
     /// A bag could not be read.
     #[error(transparent)]
     Bag(#[from] bag::BagError),
+    /// A production could not be read.
+    #[error(transparent)]
+    Production(#[from] production::ProductionError),
 }
 
 /// Files gcrec writes for its own bookkeeping, never listed as outputs.
@@ -94,9 +98,35 @@ fn bookkeeping(rel: &str) -> bool {
             && rel.ends_with(gcrec_fetch::source::OBJECT_METADATA_SUFFIX))
 }
 
-/// Verifies `dir`: a bag (it holds `bagit.txt`) or a pull output (it holds the
-/// manifest), hashing `jobs` files at once.
+/// Whether `dir` is a production (its register) or one of its volumes (a load file
+/// named after it).
+fn is_production(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(production::REGISTER)).is_ok()
+        || dir.file_name().and_then(|n| n.to_str()).is_some_and(|name| {
+            std::fs::symlink_metadata(dir.join(production::DATA).join(format!("{name}.dat")))
+                .is_ok_and(|m| m.is_file())
+        })
+}
+
+/// Verifies `dir`: a production or one of its volumes (checked against the load
+/// files: size, MD5 and SHA-256 of every file a row names), a bag (it holds
+/// `bagit.txt`) or a pull output (it holds the manifest), hashing `jobs` files at once.
 pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyError> {
+    if is_production(dir) {
+        let owned = dir.to_owned();
+        let (load_files, files, documents) =
+            tokio::task::spawn_blocking(move || production::check(&owned))
+                .await
+                .map_err(|e| VerifyError::Io {
+                    path: dir.to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
+        return Ok(VerifyReport {
+            against: load_files.first().cloned().unwrap_or_else(|| dir.to_owned()),
+            files,
+            recordings: Some(documents as usize),
+        });
+    }
     if dir.join("bagit.txt").is_file() {
         let bag_dir = dir.to_owned();
         let files = tokio::task::spawn_blocking(move || bag::check(&bag_dir))
@@ -173,25 +203,37 @@ pub struct MediaFinding {
 /// output of each `ok` entry): Ogg pages, ZIP entries, and an Opus duration against the
 /// sidecar copied beside it.
 pub async fn verify_media(dir: &Path, jobs: usize) -> Result<Vec<MediaFinding>, VerifyError> {
-    if !dir.join(MANIFEST_NAME).is_file() {
-        return Err(VerifyError::NotAnOutput(dir.to_owned()));
-    }
-    let index = Index::open(dir).map_err(|source| VerifyError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let work: Vec<(String, Option<String>)> = index
-        .entries()
-        .filter(|e| e.status == Some(manifest::Status::Ok))
-        .filter_map(|e| {
-            let media = e.outputs.first()?.path.clone();
-            let sidecar = e.outputs.get(1).map(|o| o.path.clone());
-            Some((media, sidecar))
-        })
-        .collect();
+    // (media path, sidecar path) relative to `root`.
+    let (root, work): (PathBuf, Vec<(String, Option<String>)>) = if is_production(dir) {
+        let owned = dir.to_owned();
+        tokio::task::spawn_blocking(move || production::documents(&owned))
+            .await
+            .map_err(|e| VerifyError::Io {
+                path: dir.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })??
+    } else {
+        if !dir.join(MANIFEST_NAME).is_file() {
+            return Err(VerifyError::NotAnOutput(dir.to_owned()));
+        }
+        let index = Index::open(dir).map_err(|source| VerifyError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let work = index
+            .entries()
+            .filter(|e| e.status == Some(manifest::Status::Ok))
+            .filter_map(|e| {
+                let media = e.outputs.first()?.path.clone();
+                let sidecar = e.outputs.get(1).map(|o| o.path.clone());
+                Some((media, sidecar))
+            })
+            .collect();
+        (dir.to_owned(), work)
+    };
     let found = futures::stream::iter(work)
         .map(|(rel, sidecar)| {
-            let dir = dir.to_owned();
+            let dir = root.clone();
             tokio::task::spawn_blocking(move || {
                 let report = manifest::inside(&dir, &rel).and_then(|path| {
                     let mut report = crate::media::check_file(&path).ok().flatten()?;

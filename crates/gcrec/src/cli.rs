@@ -358,6 +358,13 @@ pub enum OutputLayout {
     Flat,
 }
 
+/// A production's renditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RenderFormat {
+    /// 16-bit PCM WAV from Ogg/Opus audio.
+    Wav,
+}
+
 /// `gcrec pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -374,18 +381,41 @@ pub struct PullArgs {
     #[arg(
         long,
         value_name = "DIR",
-        required_unless_present = "bag",
-        conflicts_with = "bag"
+        required_unless_present_any = ["bag", "production"],
+        conflicts_with_all = ["bag", "production"]
     )]
     pub out: Option<PathBuf>,
     /// Write a BagIt 1.0 evidence package instead: recordings and sidecars under
     /// DIR/data/, with payload and tag manifests, bag-info, a CSV load file, an
     /// exceptions report and a chain-of-custody record (docs/legal-hold.md).
-    #[arg(long, value_name = "DIR", requires = "matter")]
+    #[arg(long, value_name = "DIR", requires = "matter", conflicts_with = "production")]
     pub bag: Option<PathBuf>,
-    /// The legal matter the bag is for (bag-info External-Identifier).
-    #[arg(long, value_name = "ID", requires = "bag")]
+    /// Write a production volume for review platforms instead: natives named by control
+    /// number under DIR/VOL001/NATIVES/, sidecars under METADATA/, a Concordance load file
+    /// DIR/VOL001/DATA/VOL001.dat (docs/productions.md). Needs --matter and --prefix.
+    #[arg(long, value_name = "DIR", requires_all = ["matter", "prefix"])]
+    pub production: Option<PathBuf>,
+    /// The legal matter the bag or production is for (bag-info External-Identifier; the
+    /// load file's MATTER).
+    #[arg(long, value_name = "ID")]
     pub matter: Option<String>,
+    /// The production's control-number prefix (ABC gives ABC0000001, ABC0000002, …).
+    #[arg(long, value_name = "PREFIX", requires = "production")]
+    pub prefix: Option<String>,
+    /// The production's first control number (only when the production is new).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "production",
+          value_parser = clap::value_parser!(u64).range(1..=999_999_999_999))]
+    pub start: u64,
+    /// The volume this run's new documents go to.
+    #[arg(long, value_name = "NAME", default_value = "VOL001", requires = "production")]
+    pub volume: String,
+    /// A CSV mapping custodians' user IDs to names (header: id,name) for the load file.
+    #[arg(long, value_name = "FILE", requires = "production")]
+    pub users: Option<PathBuf>,
+    /// Also make a rendition of each native: `wav` decodes Ogg/Opus audio to 16-bit PCM
+    /// WAV under RENDITIONS/ (screen recordings and transcripts stay native only).
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "production")]
+    pub render: Option<RenderFormat>,
     /// The organization producing the bag (bag-info Source-Organization).
     #[arg(long, value_name = "NAME", default_value = "unspecified")]
     pub organization: String,

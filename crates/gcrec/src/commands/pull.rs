@@ -15,6 +15,7 @@ use gcrec_pull::object::DecryptContext;
 use gcrec_pull::pull::{
     BagOptions, PullEvent, PullOptions, PullPlan, RecordingOutcome, Target, redact_command_line,
 };
+use gcrec_pull::production::{ProductionOptions, Render, Users};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +65,29 @@ fn shard(args: &PullArgs) -> Result<Option<Shard>> {
     Ok(None)
 }
 
+/// The production asked for by `--production` and its companions.
+fn production_options(args: &PullArgs) -> Result<ProductionOptions> {
+    let users = match &args.users {
+        Some(path) => Some(Arc::new(Users::load(path)?)),
+        None => None,
+    };
+    let options = ProductionOptions {
+        dir: args.production.clone().unwrap_or_default(),
+        matter: args.matter.clone().unwrap_or_default(),
+        prefix: args.prefix.clone().unwrap_or_default(),
+        start: args.start,
+        volume: args.volume.clone(),
+        render: args.render.map(|r| match r {
+            crate::cli::RenderFormat::Wav => Render::Wav,
+        }),
+        users,
+    };
+    options
+        .check()
+        .map_err(|e| UsageError(format!("{e} (--prefix, --volume, --start)")))?;
+    Ok(options)
+}
+
 /// Ctrl-C cancels the run (work in progress winds down, temporary files go); a second
 /// Ctrl-C exits at once.
 fn cancel_on_ctrl_c() -> CancellationToken {
@@ -94,9 +118,15 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             organization: args.organization.clone(),
             caller: None,
         }),
+        (None, _) if args.production.is_some() => Target::Production(production_options(&args)?),
         (None, Some(out)) => Target::Dir(out.clone()),
-        (None, None) => return Err(UsageError("give --out DIR or --bag DIR".into()).into()),
+        (None, None) => {
+            return Err(UsageError("give --out DIR, --bag DIR or --production DIR".into()).into());
+        }
     };
+    if args.matter.is_some() && args.bag.is_none() && args.production.is_none() {
+        return Err(UsageError("--matter goes with --bag or --production".into()).into());
+    }
     let loaded = if args.dry_run {
         None
     } else {
@@ -259,6 +289,38 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             args.matter.as_deref().unwrap_or_default()
         );
     }
+    if let Some(p) = &report.production
+        && !global.quiet
+    {
+        print_first(
+            "files that could not be produced:",
+            &p.problems,
+            p.problems.len() as u64,
+        );
+        eprintln!(
+            "production written: {} — {} document(s) in {}, {} new{}{}{}",
+            args.production.as_deref().unwrap_or(std::path::Path::new("")).display(),
+            p.documents,
+            p.load_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.new_documents,
+            p.new_range
+                .as_ref()
+                .map(|(a, b)| format!(" ({a}–{b})"))
+                .unwrap_or_default(),
+            match p.renditions_made {
+                0 => String::new(),
+                n => format!(", {n} rendition(s) made"),
+            },
+            match p.media_problems {
+                0 => String::new(),
+                n => format!(", {n} with media problems (MEDIAPROBLEMS)"),
+            },
+        );
+    }
     let missing = filters::report_missing(&asked, tracker.as_ref(), global.quiet);
     if args.json {
         let mut s = report.summary.clone();
@@ -266,6 +328,9 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
             map.insert("type".into(), json!("summary"));
             if asked.wanted.is_some() {
                 map.insert("not_found".into(), json!(missing));
+            }
+            if let Some(p) = &report.production {
+                map.insert("production".into(), json!(p));
             }
         }
         out.line(&s.to_string())?;
@@ -336,7 +401,11 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
     crate::keyring::warn_readable_by_others(&lax.unwrap_or_default(), global.quiet);
     Ok(if report.interrupted {
         Outcome::Interrupted
-    } else if (report.listing_error.is_some() || !missing.is_empty()) && totals.failed == 0 {
+    } else if (report.listing_error.is_some()
+        || !missing.is_empty()
+        || report.production.as_ref().is_some_and(|p| !p.problems.is_empty()))
+        && totals.failed == 0
+    {
         Outcome::SomeFailed
     } else {
         Outcome::of_failures(totals.failed, report.permission_failed)
