@@ -13,6 +13,7 @@ mod inventory;
 mod ls;
 mod media;
 mod operator;
+mod production;
 mod pruning;
 mod pull;
 mod s3;
