@@ -400,3 +400,139 @@ fn a_production_killed_part_way_and_resumed_numbers_as_an_uninterrupted_one() {
     let verified = common::gcrec(["verify".to_owned(), killed.display().to_string()]);
     assert_eq!(verified.code, 0, "{}", verified.stderr);
 }
+
+/// Writes WAV test signals with Python and encodes them with `opusenc`.
+fn opus_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let script = r#"
+import wave, math, random, struct, sys
+random.seed(7)
+for name, rate, ch, secs in [("mono48", 48000, 1, 3), ("stereo16", 16000, 2, 2), ("speech8", 8000, 1, 3)]:
+    w = wave.open(sys.argv[1] + "/" + name + ".wav", "wb")
+    w.setnchannels(ch); w.setsampwidth(2); w.setframerate(rate)
+    out = bytearray()
+    for i in range(rate * secs):
+        t = i / rate
+        for c in range(ch):
+            v = 0.3 * math.sin(2 * math.pi * (220 + 110 * c) * t) * (1 + math.sin(t * 3)) / 2 + 0.05 * random.uniform(-1, 1)
+            out += struct.pack("<h", int(max(-1, min(1, v)) * 32767))
+    w.writeframes(bytes(out)); w.close()
+"#;
+    run_ok(Command::new(venv_bin("python")).args(["-c", script]).arg(dir));
+    let opusenc = common::tools::tool("opusenc", "apt-get install opus-tools");
+    [
+        ("mono48", &["--bitrate", "48"][..]),
+        ("stereo16", &["--bitrate", "24"][..]),
+        ("speech8", &["--bitrate", "8", "--speech"][..]),
+    ]
+    .iter()
+    .map(|(name, args)| {
+        let out = dir.join(format!("{name}.opus"));
+        run_ok(
+            Command::new(&opusenc)
+                .arg("--quiet")
+                .args(*args)
+                .arg(dir.join(format!("{name}.wav")))
+                .arg(&out),
+        );
+        out
+    })
+    .collect()
+}
+
+/// Interleaved 16-bit samples, channels and rate of a WAV file, read by Python's `wave`.
+fn wav_samples(path: &Path) -> (Vec<i16>, u64, u64) {
+    let script = r#"
+import wave, sys, json, array
+w = wave.open(sys.argv[1])
+assert w.getsampwidth() == 2
+a = array.array('h', w.readframes(w.getnframes()))
+print(json.dumps([w.getnchannels(), w.getframerate(), list(a)]))
+"#;
+    let out = run_ok(Command::new(venv_bin("python")).args(["-c", script]).arg(path));
+    let v: (u64, u64, Vec<i16>) = serde_json::from_slice(&out).unwrap();
+    (v.2, v.0, v.1)
+}
+
+#[test]
+fn wav_renditions_equal_opusdec_within_one_lsb_and_sox_reads_them() {
+    let work = tempfile::tempdir().unwrap();
+    let opus = opus_files(work.path());
+    let export = Export::generate(ExportSpec {
+        seed: 44,
+        days: 1,
+        hour_step: 2,
+        conversations_per_hour: 2,
+        ..ExportSpec::default()
+    });
+    let src = tempfile::tempdir().unwrap();
+    export.write_to_dir(src.path()).unwrap();
+    // Real Opus (opusenc's) as the call audio of the first calls.
+    let calls: Vec<_> = export
+        .recordings
+        .iter()
+        .filter(|r| r.media_type == "Call" && r.media_key.is_some())
+        .collect();
+    assert!(calls.len() >= opus.len() + 1, "{} calls", calls.len());
+    let mut real = BTreeMap::new();
+    for (r, file) in calls.iter().zip(&opus) {
+        std::fs::copy(file, src.path().join(r.media_key.as_ref().unwrap())).unwrap();
+        real.insert(r.recording_id.clone(), file.clone());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let prod = tmp.path().join("prod");
+    let run = produce(src.path(), &prod, &["--render", "wav", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (_, rows) = read_dat(&prod, "VOL001");
+    let opusdec = common::tools::tool("opusdec", "apt-get install opus-tools");
+    let soxi = common::tools::tool("soxi", "apt-get install sox");
+    let mut compared = 0;
+    for row in &rows {
+        let is_call = row["FILEEXT"] == "opus";
+        assert_eq!(!row["RENDITIONPATH"].is_empty(), is_call, "{row:?}");
+        if !is_call {
+            continue; // screen recordings and transcripts stay native only
+        }
+        assert!(row["RENDITIONPATH"].ends_with(&format!("{}.wav", row["BEGBATES"])));
+        assert_eq!(row["RENDITIONMD5HASH"], row["RENDITIONPATH:md5"]);
+        assert_eq!(row["RENDITIONSHA256HASH"], row["RENDITIONPATH:sha256"]);
+        assert_eq!(row["RENDITIONSIZE"], row["RENDITIONPATH:size"]);
+        let wav = prod.join(row["RENDITIONPATH"].replace('\\', "/"));
+        // sox reads the header.
+        let rate = run_ok(Command::new(&soxi).arg("-r").arg(&wav));
+        assert_eq!(String::from_utf8_lossy(&rate).trim(), "48000");
+        let bits = run_ok(Command::new(&soxi).arg("-b").arg(&wav));
+        assert_eq!(String::from_utf8_lossy(&bits).trim(), "16");
+        let Some(file) = real.get(&row["RECORDINGID"]) else {
+            continue;
+        };
+        let reference = work.path().join(format!("{}.ref.wav", row["BEGBATES"]));
+        run_ok(
+            Command::new(&opusdec)
+                .args(["--quiet", "--rate", "48000", "--no-dither"])
+                .arg(file)
+                .arg(&reference),
+        );
+        let (ours, ch, rate) = wav_samples(&wav);
+        let (theirs, ref_ch, ref_rate) = wav_samples(&reference);
+        assert_eq!((ch, rate), (ref_ch, ref_rate));
+        assert_eq!(ours.len(), theirs.len(), "{}", file.display());
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "{}: samples differ by up to {worst}", file.display());
+        assert!(ours.iter().any(|s| s.abs() > 1000), "real audio, not silence");
+        let channels = run_ok(Command::new(&soxi).arg("-c").arg(&wav));
+        assert_eq!(String::from_utf8_lossy(&channels).trim(), ch.to_string());
+        compared += 1;
+    }
+    assert_eq!(compared, opus.len());
+    // A re-run keeps the renditions; the production verifies with them.
+    let again = produce(src.path(), &prod, &["--render", "wav", "--json"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.summary()["production"]["renditions_made"], 0);
+    let verified = common::gcrec(["verify".to_owned(), prod.display().to_string()]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+}

@@ -267,6 +267,17 @@ impl PendingFile {
     }
 }
 
+/// Seeking (for writers that fill in a header last, as a WAV writer does) flushes the
+/// buffer; [`PendingFile::written`] then counts bytes written, not the file's length.
+impl io::Seek for PendingFile {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.writer
+            .as_mut()
+            .ok_or_else(|| io::Error::other("already released"))?
+            .seek(pos)
+    }
+}
+
 impl Write for PendingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some(limit) = self.limit
