@@ -84,7 +84,12 @@ fn tricky_export(seed: u64, conversations: u32) -> Export {
         conversations_per_hour: conversations,
         ..ExportSpec::default()
     });
-    for (i, r) in export.recordings.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+    for (i, r) in export
+        .recordings
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+    {
         r.wrapup_codes = vec![
             format!("Résolu «vite» \"quoted\" {i}"),
             "two\nlines\r\nand þorn".into(),
@@ -256,7 +261,10 @@ fn a_production_loads_with_concordance_delimiters_and_its_numbers_never_move() {
     #[cfg(unix)]
     for f in common::files_under(&prod.join("VOL001")) {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(prod.join("VOL001").join(&f)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(prod.join("VOL001").join(&f))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "{f} is {mode:o}");
     }
     let verified = common::gcrec(["verify".to_owned(), prod.display().to_string()]);
@@ -268,7 +276,10 @@ fn a_production_loads_with_concordance_delimiters_and_its_numbers_never_move() {
     let again = produce(src.path(), &prod, &["--users", &users_arg, "--json"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.summary()["production"]["new_documents"], 0);
-    assert_eq!(std::fs::read(prod.join("VOL001/DATA/VOL001.dat")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(prod.join("VOL001/DATA/VOL001.dat")).unwrap(),
+        before
+    );
 
     // Recordings added to the source (some earlier than every old one) get new numbers
     // after the old ones, in their own order; the old keep theirs. They go to VOL002.
@@ -279,8 +290,15 @@ fn a_production_loads_with_concordance_delimiters_and_its_numbers_never_move() {
     more.write_to_dir(src.path()).unwrap();
     let added = produce(src.path(), &prod, &["--volume", "VOL002", "--json"]);
     assert_eq!(added.code, 0, "{}", added.stderr);
-    let new_count = more.recordings.iter().filter(|r| r.media_key.is_some()).count();
-    assert_eq!(added.summary()["production"]["new_documents"], new_count as u64);
+    let new_count = more
+        .recordings
+        .iter()
+        .filter(|r| r.media_key.is_some())
+        .count();
+    assert_eq!(
+        added.summary()["production"]["new_documents"],
+        new_count as u64
+    );
     let (_, old_rows) = read_dat(&prod, "VOL001");
     assert_eq!(numbers(&old_rows), first);
     let (_, new_rows) = read_dat(&prod, "VOL002");
@@ -295,8 +313,11 @@ fn a_production_loads_with_concordance_delimiters_and_its_numbers_never_move() {
     for (i, (_, id)) in new_order.iter().enumerate() {
         assert_eq!(second[id], format!("ACME{:07}", first.len() + i + 1));
     }
-    assert!(new_rows.iter().all(|r| r["VOLUME"] == "VOL002"
-        && r["NATIVEPATH"].starts_with("VOL002\\NATIVES\\")));
+    assert!(
+        new_rows
+            .iter()
+            .all(|r| r["VOLUME"] == "VOL002" && r["NATIVEPATH"].starts_with("VOL002\\NATIVES\\"))
+    );
 
     // A lone volume verifies as delivered; an altered native is found.
     let vol = prod.join("VOL002");
@@ -370,7 +391,14 @@ fn a_production_killed_part_way_and_resumed_numbers_as_an_uninterrupted_one() {
             .arg(src.path())
             .arg("--production")
             .arg(&killed)
-            .args(["--matter", "Doe v. Acme ‘24", "--prefix", "ACME", "--jobs", "2"])
+            .args([
+                "--matter",
+                "Doe v. Acme ‘24",
+                "--prefix",
+                "ACME",
+                "--jobs",
+                "2",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -417,7 +445,11 @@ for name, rate, ch, secs in [("mono48", 48000, 1, 3), ("stereo16", 16000, 2, 2),
             out += struct.pack("<h", int(max(-1, min(1, v)) * 32767))
     w.writeframes(bytes(out)); w.close()
 "#;
-    run_ok(Command::new(venv_bin("python")).args(["-c", script]).arg(dir));
+    run_ok(
+        Command::new(venv_bin("python"))
+            .args(["-c", script])
+            .arg(dir),
+    );
     let opusenc = common::tools::tool("opusenc", "apt-get install opus-tools");
     [
         ("mono48", &["--bitrate", "48"][..]),
@@ -448,7 +480,11 @@ assert w.getsampwidth() == 2
 a = array.array('h', w.readframes(w.getnframes()))
 print(json.dumps([w.getnchannels(), w.getframerate(), list(a)]))
 "#;
-    let out = run_ok(Command::new(venv_bin("python")).args(["-c", script]).arg(path));
+    let out = run_ok(
+        Command::new(venv_bin("python"))
+            .args(["-c", script])
+            .arg(path),
+    );
     let v: (u64, u64, Vec<i16>) = serde_json::from_slice(&out).unwrap();
     (v.2, v.0, v.1)
 }
@@ -472,7 +508,7 @@ fn wav_renditions_equal_opusdec_within_one_lsb_and_sox_reads_them() {
         .iter()
         .filter(|r| r.media_type == "Call" && r.media_key.is_some())
         .collect();
-    assert!(calls.len() >= opus.len() + 1, "{} calls", calls.len());
+    assert!(calls.len() > opus.len(), "{} calls", calls.len());
     let mut real = BTreeMap::new();
     for (r, file) in calls.iter().zip(&opus) {
         std::fs::copy(file, src.path().join(r.media_key.as_ref().unwrap())).unwrap();
@@ -522,8 +558,15 @@ fn wav_renditions_equal_opusdec_within_one_lsb_and_sox_reads_them() {
             .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
             .max()
             .unwrap();
-        assert!(worst <= 1, "{}: samples differ by up to {worst}", file.display());
-        assert!(ours.iter().any(|s| s.abs() > 1000), "real audio, not silence");
+        assert!(
+            worst <= 1,
+            "{}: samples differ by up to {worst}",
+            file.display()
+        );
+        assert!(
+            ours.iter().any(|s| s.abs() > 1000),
+            "real audio, not silence"
+        );
         let channels = run_ok(Command::new(&soxi).arg("-c").arg(&wav));
         assert_eq!(String::from_utf8_lossy(&channels).trim(), ch.to_string());
         compared += 1;

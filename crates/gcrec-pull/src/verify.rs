@@ -14,9 +14,9 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::bag;
-use crate::production;
 use crate::manifest::{self, Index, MANIFEST_NAME};
 use crate::outpath::{KEPT_DIR, LOCK_NAME};
+use crate::production;
 
 /// What one file turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -102,10 +102,13 @@ fn bookkeeping(rel: &str) -> bool {
 /// named after it).
 fn is_production(dir: &Path) -> bool {
     std::fs::symlink_metadata(dir.join(production::REGISTER)).is_ok()
-        || dir.file_name().and_then(|n| n.to_str()).is_some_and(|name| {
-            std::fs::symlink_metadata(dir.join(production::DATA).join(format!("{name}.dat")))
-                .is_ok_and(|m| m.is_file())
-        })
+        || dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|name| {
+                std::fs::symlink_metadata(dir.join(production::DATA).join(format!("{name}.dat")))
+                    .is_ok_and(|m| m.is_file())
+            })
 }
 
 /// Verifies `dir`: a production or one of its volumes (checked against the load
@@ -114,17 +117,20 @@ fn is_production(dir: &Path) -> bool {
 pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyError> {
     if is_production(dir) {
         let owned = dir.to_owned();
-        let (load_files, files, documents) =
-            tokio::task::spawn_blocking(move || production::check(&owned))
-                .await
-                .map_err(|e| VerifyError::Io {
-                    path: dir.to_owned(),
-                    source: std::io::Error::other(e.to_string()),
-                })??;
+        let checked = tokio::task::spawn_blocking(move || production::check(&owned))
+            .await
+            .map_err(|e| VerifyError::Io {
+                path: dir.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
         return Ok(VerifyReport {
-            against: load_files.first().cloned().unwrap_or_else(|| dir.to_owned()),
-            files,
-            recordings: Some(documents as usize),
+            against: checked
+                .load_files
+                .first()
+                .cloned()
+                .unwrap_or_else(|| dir.to_owned()),
+            files: checked.files,
+            recordings: Some(checked.documents as usize),
         });
     }
     if dir.join("bagit.txt").is_file() {

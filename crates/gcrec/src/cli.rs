@@ -388,7 +388,12 @@ pub struct PullArgs {
     /// Write a BagIt 1.0 evidence package instead: recordings and sidecars under
     /// DIR/data/, with payload and tag manifests, bag-info, a CSV load file, an
     /// exceptions report and a chain-of-custody record (docs/legal-hold.md).
-    #[arg(long, value_name = "DIR", requires = "matter", conflicts_with = "production")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "matter",
+        conflicts_with = "production"
+    )]
     pub bag: Option<PathBuf>,
     /// Write a production volume for review platforms instead: natives named by control
     /// number under DIR/VOL001/NATIVES/, sidecars under METADATA/, a Concordance load file
@@ -407,7 +412,12 @@ pub struct PullArgs {
           value_parser = clap::value_parser!(u64).range(1..=999_999_999_999))]
     pub start: u64,
     /// The volume this run's new documents go to.
-    #[arg(long, value_name = "NAME", default_value = "VOL001", requires = "production")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "VOL001",
+        requires = "production"
+    )]
     pub volume: String,
     /// A CSV mapping custodians' user IDs to names (header: id,name) for the load file.
     #[arg(long, value_name = "FILE", requires = "production")]

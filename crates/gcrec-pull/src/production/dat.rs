@@ -89,15 +89,12 @@ pub fn parse_record(line: &str) -> Option<Vec<String>> {
 }
 
 /// Reads the records of a load file (the BOM skipped), each line bounded.
-pub fn read_records(
-    reader: impl BufRead,
-) -> impl Iterator<Item = io::Result<Option<Vec<String>>>> {
+pub fn read_records(reader: impl BufRead) -> impl Iterator<Item = io::Result<Option<Vec<String>>>> {
     let mut reader = reader;
     let mut first = true;
     std::iter::from_fn(move || {
         let mut buf = Vec::new();
-        match io::Read::take(&mut reader, MAX_RECORD as u64 + 1).read_until(b'\n', &mut buf)
-        {
+        match io::Read::take(&mut reader, MAX_RECORD as u64 + 1).read_until(b'\n', &mut buf) {
             Ok(0) => return None,
             Ok(n) if n > MAX_RECORD => {
                 return Some(Err(io::Error::new(

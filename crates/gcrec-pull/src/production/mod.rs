@@ -244,7 +244,9 @@ pub enum ProductionError {
     #[error("{} is not a gcrec production register (or one from a newer gcrec); give the production's own directory", .0.display())]
     NotARegister(PathBuf),
     /// The production was started with other settings.
-    #[error("this production was started with {what} `{was}`, not `{now}`: control numbers depend on it, so a production keeps it; use a new directory for another")]
+    #[error(
+        "this production was started with {what} `{was}`, not `{now}`: control numbers depend on it, so a production keeps it; use a new directory for another"
+    )]
     Mismatch {
         /// The setting.
         what: &'static str,
@@ -254,7 +256,9 @@ pub enum ProductionError {
         now: String,
     },
     /// A name that becomes a file name is not safe.
-    #[error("the production {what} `{value}` must be 1–32 letters, digits, `_` or `-` (starting with a letter or digit), and a number at least 1")]
+    #[error(
+        "the production {what} `{value}` must be 1–32 letters, digits, `_` or `-` (starting with a letter or digit), and a number at least 1"
+    )]
     BadName {
         /// Which.
         what: &'static str,
@@ -302,7 +306,13 @@ fn extension(path: &str) -> Option<String> {
 }
 
 /// A document's file path inside the production (`/`-separated).
-fn produced_path(volume: &str, kind: &str, control: &str, number: u64, ext: Option<&str>) -> String {
+fn produced_path(
+    volume: &str,
+    kind: &str,
+    control: &str,
+    number: u64,
+    ext: Option<&str>,
+) -> String {
     let name = match ext {
         Some(ext) => format!("{control}.{ext}"),
         None => control.to_owned(),
@@ -505,7 +515,12 @@ fn number_new(
                     .and_then(|o| manifest::inside(pulled, &o.path))
                     .map(|p| read_sidecar(&p))
                     .unwrap_or_default();
-                let original = e.outputs[0].path.rsplit('/').next().unwrap_or("").to_owned();
+                let original = e.outputs[0]
+                    .path
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
                 insert.execute(params![
                     e.key,
                     sort_time(&sidecar),
@@ -561,7 +576,8 @@ pub fn finish(
     let mut report = ProductionReport::default();
     let (added, range) = number_new(&reg, index, &pulled, &settings, &options.volume)?;
     report.new_documents = added;
-    report.new_range = range.map(|(a, b)| (control(&settings.prefix, a), control(&settings.prefix, b)));
+    report.new_range =
+        range.map(|(a, b)| (control(&settings.prefix, a), control(&settings.prefix, b)));
 
     // Place every document's files, a batch of documents per transaction.
     let mut after = 0i64;
@@ -579,15 +595,30 @@ pub fn finish(
         };
         let Some(last) = batch.last() else { break };
         after = last.0 as i64;
-        reg.conn.execute_batch("BEGIN IMMEDIATE").map_err(register_err(&reg))?;
+        reg.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(register_err(&reg))?;
         for (number, key, volume) in batch {
             let Some(e) = index.get(&key).filter(producible) else {
                 continue;
             };
             let control = control(&settings.prefix, number);
-            produce_document(&reg, dir, &pulled, options, run, &e, number, &control, &volume, &mut report)?;
+            produce_document(
+                &reg,
+                dir,
+                &pulled,
+                options,
+                run,
+                &e,
+                number,
+                &control,
+                &volume,
+                &mut report,
+            )?;
         }
-        reg.conn.execute_batch("COMMIT").map_err(register_err(&reg))?;
+        reg.conn
+            .execute_batch("COMMIT")
+            .map_err(register_err(&reg))?;
     }
 
     // The load files, one per volume.
@@ -679,7 +710,10 @@ fn produce_document(
         };
         let rel = produced_path(volume, kind, control, number, ext.as_deref());
         let Some(origin) = manifest::inside(pulled, &out.path) else {
-            report.problems.push(format!("{control}: the pulled path {} is not safe", out.path));
+            report.problems.push(format!(
+                "{control}: the pulled path {} is not safe",
+                out.path
+            ));
             continue;
         };
         match place(dir, &rel, &origin, &out.sha256, reg.file(number, role)?) {
@@ -701,7 +735,9 @@ fn produce_document(
                 report.renditions_made += u64::from(made);
             }
             Ok(None) => reg.drop_file(number, "rendition")?,
-            Err(problem) => report.problems.push(format!("{control}: rendition: {problem}")),
+            Err(problem) => report
+                .problems
+                .push(format!("{control}: rendition: {problem}")),
         }
     }
     Ok(())
@@ -855,7 +891,11 @@ fn write_load_file(
             for (column, field) in SIDECAR_COLUMNS {
                 f.insert(column, sidecar_value(sidecar.get(*field)));
             }
-            for (column, i) in [("CONVERSATIONID", 2), ("RECORDINGID", 3), ("ORGANIZATIONID", 4)] {
+            for (column, i) in [
+                ("CONVERSATIONID", 2),
+                ("RECORDINGID", 3),
+                ("ORGANIZATIONID", 4),
+            ] {
                 if f[column].is_empty() {
                     f.insert(column, text(row, i)?);
                 }
@@ -869,7 +909,11 @@ fn write_load_file(
                 .map(|id| options.users.as_ref().map_or(id.as_str(), |u| u.name(id)))
                 .collect();
             f.insert("CUSTODIANS", names.join(&dat::MULTI.to_string()));
-            let file_name = native_path.rsplit('/').next().unwrap_or_default().to_owned();
+            let file_name = native_path
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             f.insert("FILEEXT", extension(&native_path).unwrap_or_default());
             f.insert("FILENAME", file_name);
             f.insert("BEGBATES", control.clone());
@@ -903,7 +947,10 @@ fn write_load_file(
         if !f["MEDIAPROBLEMS"].is_empty() {
             problems += 1;
         }
-        let values: Vec<&str> = COLUMNS.iter().map(|c| f.get(c).map_or("", String::as_str)).collect();
+        let values: Vec<&str> = COLUMNS
+            .iter()
+            .map(|c| f.get(c).map_or("", String::as_str))
+            .collect();
         dat::write_record(&mut file, &values).map_err(io_at(&path))?;
         count += 1;
     }
@@ -911,11 +958,22 @@ fn write_load_file(
     Ok((path, count, problems))
 }
 
-/// Checks a production (every volume its register names) or a single volume (a
-/// directory holding `DATA/NAME.dat`) against its load files: every file a row names
-/// is there with its size, MD5 and SHA-256; files no row names are extra. Paths in the
-/// result are relative to `dir`.
-pub fn check(dir: &Path) -> Result<(Vec<PathBuf>, BTreeMap<String, FileStatus>, u64), ProductionError> {
+/// What checking a production against its load files found.
+#[derive(Debug, Clone, Default)]
+pub struct ProductionCheck {
+    /// The load files read.
+    pub load_files: Vec<PathBuf>,
+    /// Every file a row names or the volumes hold, by path from the production's
+    /// directory (`VOL001/NATIVES/…`).
+    pub files: BTreeMap<String, FileStatus>,
+    /// Rows read.
+    pub documents: u64,
+}
+
+/// Checks a production (every volume in it) or a single volume (a directory holding
+/// `DATA/NAME.dat`) against its load files: every file a row names is there with its
+/// size, MD5 and SHA-256; files no row names are extra.
+pub fn check(dir: &Path) -> Result<ProductionCheck, ProductionError> {
     let mut files = BTreeMap::new();
     let mut load_files = Vec::new();
     let mut documents = 0;
@@ -925,8 +983,18 @@ pub fn check(dir: &Path) -> Result<(Vec<PathBuf>, BTreeMap<String, FileStatus>, 
         let at = |name: &str| header.iter().position(|h| h == name);
         let groups = [
             ("NATIVEPATH", "FILESIZE", "MD5HASH", "SHA256HASH"),
-            ("RENDITIONPATH", "RENDITIONSIZE", "RENDITIONMD5HASH", "RENDITIONSHA256HASH"),
-            ("METADATAPATH", "METADATASIZE", "METADATAMD5HASH", "METADATASHA256HASH"),
+            (
+                "RENDITIONPATH",
+                "RENDITIONSIZE",
+                "RENDITIONMD5HASH",
+                "RENDITIONSHA256HASH",
+            ),
+            (
+                "METADATAPATH",
+                "METADATASIZE",
+                "METADATAMD5HASH",
+                "METADATASHA256HASH",
+            ),
         ];
         let mut named = std::collections::HashSet::new();
         let vol_prefix = format!("{volume}/");
@@ -934,20 +1002,32 @@ pub fn check(dir: &Path) -> Result<(Vec<PathBuf>, BTreeMap<String, FileStatus>, 
         for record in records {
             let record = record.map_err(io_at(&dat_path))?;
             let Some(record) = record else {
-                files.insert(format!("{dat_rel} (an unreadable record)"), FileStatus::Altered);
+                files.insert(
+                    format!("{dat_rel} (an unreadable record)"),
+                    FileStatus::Altered,
+                );
                 continue;
             };
             documents += 1;
             for (p, s, m, h) in groups {
-                let get = |name: &str| at(name).and_then(|i| record.get(i)).map(String::as_str).unwrap_or("");
+                let get = |name: &str| {
+                    at(name)
+                        .and_then(|i| record.get(i))
+                        .map(String::as_str)
+                        .unwrap_or("")
+                };
                 let rel = get(p).replace('\\', "/");
                 if rel.is_empty() {
                     continue;
                 }
-                let status = match manifest::inside(&root, &rel).filter(|_| rel.starts_with(&vol_prefix)) {
+                let status = match manifest::inside(&root, &rel)
+                    .filter(|_| rel.starts_with(&vol_prefix))
+                {
                     None => FileStatus::Missing,
                     Some(path) => match std::fs::symlink_metadata(&path) {
-                        Ok(meta) if meta.is_file() && get(s).parse::<u64>().ok() != Some(meta.len()) => {
+                        Ok(meta)
+                            if meta.is_file() && get(s).parse::<u64>().ok() != Some(meta.len()) =>
+                        {
                             FileStatus::Altered
                         }
                         Ok(meta) if meta.is_file() => match hash_file(&path) {
@@ -969,7 +1049,11 @@ pub fn check(dir: &Path) -> Result<(Vec<PathBuf>, BTreeMap<String, FileStatus>, 
         }
         load_files.push(dat_path);
     }
-    Ok((load_files, files, documents))
+    Ok(ProductionCheck {
+        load_files,
+        files,
+        documents,
+    })
 }
 
 /// Every document's native and sidecar paths, relative to the returned root, from the
@@ -1006,7 +1090,13 @@ pub fn documents(dir: &Path) -> Result<(PathBuf, Vec<(String, Option<String>)>),
 #[allow(clippy::type_complexity)]
 fn open_load_file(
     dat_path: &Path,
-) -> Result<(Vec<String>, impl Iterator<Item = io::Result<Option<Vec<String>>>>), ProductionError> {
+) -> Result<
+    (
+        Vec<String>,
+        impl Iterator<Item = io::Result<Option<Vec<String>>>>,
+    ),
+    ProductionError,
+> {
     let reader = manifest::open_no_follow(dat_path).map_err(io_at(dat_path))?;
     let mut records = dat::read_records(BufReader::new(reader));
     match records.next() {
@@ -1025,11 +1115,16 @@ fn volumes(dir: &Path) -> Result<(PathBuf, Vec<(String, PathBuf)>), ProductionEr
     let volume_dat = |vol: &Path| {
         let name = vol.file_name()?.to_str()?.to_owned();
         let dat = vol.join(DATA).join(format!("{name}.dat"));
-        std::fs::symlink_metadata(&dat).is_ok_and(|m| m.is_file()).then_some((name, dat))
+        std::fs::symlink_metadata(&dat)
+            .is_ok_and(|m| m.is_file())
+            .then_some((name, dat))
     };
     if let Some(v) = volume_dat(dir) {
         // A volume on its own: load-file paths start with its name.
-        Ok((dir.parent().map(Path::to_owned).unwrap_or_default(), vec![v]))
+        Ok((
+            dir.parent().map(Path::to_owned).unwrap_or_default(),
+            vec![v],
+        ))
     } else if std::fs::symlink_metadata(dir.join(REGISTER)).is_ok() {
         let mut v = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io_at(dir))? {

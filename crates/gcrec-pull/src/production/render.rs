@@ -32,6 +32,7 @@ struct Header {
     channels: usize,
     pre_skip: u64,
     /// Output gain, Q7.8 dB.
+    #[cfg_attr(not(feature = "wav"), allow(dead_code))]
     gain_q8: i16,
 }
 
@@ -101,7 +102,10 @@ fn new_decoder(h: &Header) -> Result<opus::Decoder, String> {
 /// Without the `wav` feature there is no decoder.
 #[cfg(not(feature = "wav"))]
 fn new_decoder(_: &Header) -> Result<NoDecoder, String> {
-    Err("this gcrec was built without WAV renditions (the `wav` feature, which links libopus)".into())
+    Err(
+        "this gcrec was built without WAV renditions (the `wav` feature, which links libopus)"
+            .into(),
+    )
 }
 
 /// Stands in for the decoder in builds without the `wav` feature.
@@ -128,7 +132,10 @@ fn decode_into(
     let mut pcm = vec![0i16; MAX_PACKET_SAMPLES * 2];
     let (mut written, mut skipped, mut index) = (0u64, 0u64, 0u64);
     let mut serial = None;
-    while let Some(packet) = packets.read_packet().map_err(|e| format!("the Ogg stream: {e}"))? {
+    while let Some(packet) = packets
+        .read_packet()
+        .map_err(|e| format!("the Ogg stream: {e}"))?
+    {
         if *serial.get_or_insert(packet.stream_serial()) != packet.stream_serial() {
             // Only the first logical stream is audio.
             continue;

@@ -12,10 +12,10 @@ use gcrec_fetch::transfer::{ByteBudget, TransferOptions};
 use gcrec_pull::error::WorkList;
 use gcrec_pull::manifest::Status;
 use gcrec_pull::object::DecryptContext;
+use gcrec_pull::production::{ProductionOptions, Render, Users};
 use gcrec_pull::pull::{
     BagOptions, PullEvent, PullOptions, PullPlan, RecordingOutcome, Target, redact_command_line,
 };
-use gcrec_pull::production::{ProductionOptions, Render, Users};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -299,7 +299,10 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         );
         eprintln!(
             "production written: {} — {} document(s) in {}, {} new{}{}{}",
-            args.production.as_deref().unwrap_or(std::path::Path::new("")).display(),
+            args.production
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display(),
             p.documents,
             p.load_files
                 .iter()
@@ -403,7 +406,10 @@ pub async fn run(global: &GlobalArgs, args: PullArgs) -> Result<Outcome> {
         Outcome::Interrupted
     } else if (report.listing_error.is_some()
         || !missing.is_empty()
-        || report.production.as_ref().is_some_and(|p| !p.problems.is_empty()))
+        || report
+            .production
+            .as_ref()
+            .is_some_and(|p| !p.problems.is_empty()))
         && totals.failed == 0
     {
         Outcome::SomeFailed
