@@ -1141,3 +1141,106 @@ fn volumes(dir: &Path) -> Result<(PathBuf, Vec<(String, PathBuf)>), ProductionEr
         Err(ProductionError::NotAProduction(dir.to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forged_load_file_cannot_point_outside_its_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let vol = dir.path().join("VOL001");
+        std::fs::create_dir_all(vol.join(DATA)).unwrap();
+        std::fs::write(dir.path().join("secret.txt"), b"not yours").unwrap();
+        std::fs::create_dir_all(dir.path().join("VOL002")).unwrap();
+        std::fs::write(dir.path().join("VOL002/x.opus"), b"other volume").unwrap();
+        let mut dat = Vec::new();
+        dat.extend_from_slice(dat::BOM.as_bytes());
+        dat::write_record(
+            &mut dat,
+            &[
+                "BEGBATES",
+                "NATIVEPATH",
+                "FILESIZE",
+                "MD5HASH",
+                "SHA256HASH",
+            ],
+        )
+        .unwrap();
+        for path in [
+            "VOL001\\..\\secret.txt",
+            "..\\secret.txt",
+            "VOL002\\x.opus",
+            "/etc/passwd",
+        ] {
+            dat::write_record(&mut dat, &["X1", path, "9", "", ""]).unwrap();
+        }
+        std::fs::write(vol.join(DATA).join("VOL001.dat"), dat).unwrap();
+        let checked = check(&vol).unwrap();
+        assert_eq!(checked.documents, 4);
+        assert!(
+            checked
+                .files
+                .iter()
+                .filter(|(p, _)| !p.ends_with(".dat"))
+                .all(|(_, s)| *s == FileStatus::Missing),
+            "{:?}",
+            checked.files
+        );
+    }
+
+    #[test]
+    fn a_register_gcrec_did_not_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REGISTER);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE documents (x); PRAGMA user_version = 1;")
+            .unwrap();
+        drop(conn);
+        let options = ProductionOptions {
+            dir: dir.path().to_owned(),
+            matter: "m".into(),
+            prefix: "ABC".into(),
+            start: 1,
+            volume: "VOL001".into(),
+            render: None,
+            users: None,
+        };
+        assert!(matches!(
+            preflight(&options),
+            Err(ProductionError::NotARegister(_))
+        ));
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("linked");
+            std::fs::create_dir(&link).unwrap();
+            std::os::unix::fs::symlink(&path, link.join(REGISTER)).unwrap();
+            let options = ProductionOptions {
+                dir: link,
+                ..options
+            };
+            assert!(
+                preflight(&options).is_err(),
+                "a linked register is not opened"
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_become_file_names_are_checked() {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "VOL 1",
+            ".hidden",
+            "x".repeat(33).as_str(),
+        ] {
+            assert!(!safe_name(bad), "{bad}");
+        }
+        assert!(safe_name("ABC_2024-") && safe_name("VOL001"));
+        assert_eq!(control("ABC", 12), "ABC0000012");
+        assert_eq!(folder(1000), "0001");
+        assert_eq!(folder(1001), "0002");
+    }
+}
