@@ -17,9 +17,9 @@ done
 cargo build --release -q -p gcrec -p gcrec-testkit
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/gcrec-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-sox -n -r 16000 -c 1 "$work/src.wav" synth 600 pinknoise vol 0.3
+sox -n -r 16000 -c 1 -b 16 "$work/src.wav" synth 600 pinknoise vol 0.3
 opusenc --quiet --bitrate 32 "$work/src.wav" "$work/src.opus"
-target/release/gcrec-testkit generate --out "$work/export" --days 2 --conversations-per-hour 2 >/dev/null
+target/release/gcrec-testkit generate --out "$work/export" --days 2 --per-hour 2 >/dev/null
 mapfile -t natives < <(find "$work/export" -name '*.opus' | sort | head -n "$calls")
 [ "${#natives[@]}" -eq "$calls" ] || { echo "the export has only ${#natives[@]} calls" >&2; exit 1; }
 for f in "${natives[@]}"; do cp "$work/src.opus" "$f"; done
@@ -35,15 +35,13 @@ run3() { # LABEL COMMAND... ; prints "wall cpu" medians
   done
   echo "$(awk '{print $1}' "$work/times" | median) $(awk '{print $2 + $3}' "$work/times" | median) $(awk '{print $4}' "$work/times" | sort -n | tail -1)"
 }
-produce() {
-  target/release/gcrec pull "$work/export" --production "$work/prod" --matter bench --prefix B -q "$@"
-}
+produce=(target/release/gcrec pull "$work/export" --production "$work/prod" --matter bench --prefix B -q)
 i=0
 for f in "${natives[@]}"; do
   i=$((i + 1)); echo "opusdec --quiet --rate 48000 --no-dither '$f' '$work/dec/$i.wav'"
 done > "$work/decode.sh"
-read -r w0 c0 r0 < <(run3 produce)
-read -r w1 c1 r1 < <(run3 produce --render wav)
+read -r w0 c0 r0 < <(run3 "${produce[@]}")
+read -r w1 c1 r1 < <(run3 "${produce[@]}" --render wav)
 wav_bytes=$(du -cb "$work"/prod/VOL001/RENDITIONS/*/*.wav | tail -1 | cut -f1)
 read -r w2 c2 _ < <(run3 bash "$work/decode.sh")
 gib=$(echo "$opus_bytes / 1073741824" | bc -l)
