@@ -111,18 +111,28 @@ fn is_production(dir: &Path) -> bool {
             })
 }
 
+/// Runs a blocking check of `dir` on the blocking pool.
+async fn blocking<T, E>(dir: &Path, check: fn(&Path) -> Result<T, E>) -> Result<T, VerifyError>
+where
+    T: Send + 'static,
+    E: Into<VerifyError> + Send + 'static,
+{
+    let owned = dir.to_owned();
+    tokio::task::spawn_blocking(move || check(&owned))
+        .await
+        .map_err(|e| VerifyError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(Into::into)
+}
+
 /// Verifies `dir`: a production or one of its volumes (checked against the load
 /// files: size, MD5 and SHA-256 of every file a row names), a bag (it holds
 /// `bagit.txt`) or a pull output (it holds the manifest), hashing `jobs` files at once.
 pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyError> {
     if is_production(dir) {
-        let owned = dir.to_owned();
-        let checked = tokio::task::spawn_blocking(move || production::check(&owned))
-            .await
-            .map_err(|e| VerifyError::Io {
-                path: dir.to_owned(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let checked = blocking(dir, production::check).await?;
         return Ok(VerifyReport {
             against: checked
                 .load_files
@@ -134,13 +144,7 @@ pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyE
         });
     }
     if dir.join("bagit.txt").is_file() {
-        let bag_dir = dir.to_owned();
-        let files = tokio::task::spawn_blocking(move || bag::check(&bag_dir))
-            .await
-            .map_err(|e| VerifyError::Io {
-                path: dir.to_owned(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let files = blocking(dir, bag::check).await?;
         return Ok(VerifyReport {
             against: dir.join(bag::PAYLOAD_MANIFEST),
             files,
@@ -211,13 +215,7 @@ pub struct MediaFinding {
 pub async fn verify_media(dir: &Path, jobs: usize) -> Result<Vec<MediaFinding>, VerifyError> {
     // (media path, sidecar path) relative to `root`.
     let (root, work): (PathBuf, Vec<(String, Option<String>)>) = if is_production(dir) {
-        let owned = dir.to_owned();
-        tokio::task::spawn_blocking(move || production::documents(&owned))
-            .await
-            .map_err(|e| VerifyError::Io {
-                path: dir.to_owned(),
-                source: std::io::Error::other(e.to_string()),
-            })??
+        blocking(dir, production::documents).await?
     } else {
         if !dir.join(MANIFEST_NAME).is_file() {
             return Err(VerifyError::NotAnOutput(dir.to_owned()));
