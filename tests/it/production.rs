@@ -579,3 +579,82 @@ fn wav_renditions_equal_opusdec_within_one_lsb_and_sox_reads_them() {
     let verified = common::gcrec(["verify".to_owned(), prod.display().to_string()]);
     assert_eq!(verified.code, 0, "{}", verified.stderr);
 }
+
+#[test]
+fn a_production_from_s3_records_each_objects_legal_hold_version_and_uri() {
+    let export = Export::generate(ExportSpec {
+        seed: 47,
+        days: 1,
+        hour_step: 3,
+        ..ExportSpec::default()
+    });
+    let moto = common::tools::Moto::start();
+    let rt = crate::s3::runtime();
+    rt.block_on(crate::s3::upload_locked(
+        &moto.s3_client(),
+        "evidence",
+        &export,
+    ));
+    let held = export
+        .recordings
+        .iter()
+        .find(|r| r.media_key.is_some())
+        .unwrap();
+    let run = common::gcrec_s3(
+        &moto.endpoint,
+        [
+            "hold",
+            "s3://evidence",
+            "--on",
+            "--conversation",
+            &held.conversation_id,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let tmp = tempfile::tempdir().unwrap();
+    let prod = tmp.path().join("prod");
+    let run = common::gcrec_s3(
+        &moto.endpoint,
+        [
+            "pull",
+            "s3://evidence",
+            "--production",
+            &prod.display().to_string(),
+            "--matter",
+            "M-7",
+            "--prefix",
+            "EV",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (_, rows) = read_dat(&prod, "VOL001");
+    assert_eq!(
+        rows.len(),
+        export
+            .recordings
+            .iter()
+            .filter(|r| r.media_key.is_some())
+            .count()
+    );
+    for row in &rows {
+        let want = if row["CONVERSATIONID"] == held.conversation_id {
+            "ON"
+        } else {
+            "OFF"
+        };
+        assert_eq!(row["LEGALHOLD"], want, "{row:?}");
+        assert!(
+            row["SOURCEURI"].starts_with("s3://evidence/"),
+            "{}",
+            row["SOURCEURI"]
+        );
+        assert!(
+            !row["SOURCEVERSION"].is_empty(),
+            "a versioned bucket: {row:?}"
+        );
+        assert!(!row["SOURCEETAG"].is_empty() && !row["SOURCEETAG"].contains('"'));
+    }
+    assert!(rows.iter().any(|r| r["LEGALHOLD"] == "ON"));
+}

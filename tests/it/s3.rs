@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 const BUCKET: &str = "exports";
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
@@ -596,7 +596,7 @@ fn a_large_object_downloads_as_ranged_parts_byte_identical_in_bounded_memory() {
 }
 
 /// Creates `bucket` with Object Lock enabled and puts the export in it.
-async fn upload_locked(client: &aws_sdk_s3::Client, bucket: &str, export: &Export) {
+pub(crate) async fn upload_locked(client: &aws_sdk_s3::Client, bucket: &str, export: &Export) {
     client
         .create_bucket()
         .bucket(bucket)
