@@ -119,42 +119,34 @@ impl NoDecoder {
     }
 }
 
-/// Decodes `native` into `out` (a WAV writer), returning the samples per channel written.
+/// An Ogg packet reader over a native, no links followed.
+type Packets = ogg::PacketReader<io::BufReader<std::fs::File>>;
+
+/// Decodes the audio packets of the stream `serial` (its OpusHead already read as
+/// `h`) into `out`, returning the samples per channel written.
 fn decode_into(
-    native: &Path,
+    packets: &mut Packets,
+    serial: u32,
+    h: &Header,
     limit_samples: u64,
     out: &mut hound::WavWriter<&mut PendingFile>,
-    header: &mut Option<Header>,
 ) -> Result<u64, String> {
-    let file = manifest::open_no_follow(native).map_err(|e| e.to_string())?;
-    let mut packets = ogg::PacketReader::new(io::BufReader::new(file));
-    let mut decoder = None;
+    let mut decoder = new_decoder(h)?;
     let mut pcm = vec![0i16; MAX_PACKET_SAMPLES * 2];
-    let (mut written, mut skipped, mut index) = (0u64, 0u64, 0u64);
-    let mut serial = None;
+    let (mut written, mut skipped, mut index) = (0u64, 0u64, 1u64);
     while let Some(packet) = packets
         .read_packet()
         .map_err(|e| format!("the Ogg stream: {e}"))?
     {
-        if *serial.get_or_insert(packet.stream_serial()) != packet.stream_serial() {
+        if packet.stream_serial() != serial {
             // Only the first logical stream is audio.
             continue;
         }
         index += 1;
-        match index {
-            1 => {
-                let h = opus_head(&packet.data)?;
-                decoder = Some(new_decoder(&h)?);
-                *header = Some(h);
-                continue;
-            }
-            2 => continue, // OpusTags
-            _ => {}
+        if index == 2 {
+            continue; // OpusTags
         }
-        let (Some(h), Some(d)) = (header.as_ref(), decoder.as_mut()) else {
-            return Err("no OpusHead".into());
-        };
-        let decoded = d
+        let decoded = decoder
             .decode(&packet.data, &mut pcm, false)
             .map_err(|e| format!("packet {index} could not be decoded: {e}"))?;
         let mut frames = &pcm[..decoded.min(MAX_PACKET_SAMPLES) * h.channels];
@@ -212,25 +204,28 @@ pub(crate) fn wav(
     let mut file = PendingFile::create(&dest)
         .map_err(|e| format!("{rel}: {e}"))?
         .limit(free.min(44 + limit_samples.saturating_mul(4)));
-    let mut header = None;
     let result = (|| -> Result<u64, String> {
-        // The channel count is in the OpusHead; the WAV header is written after it is
-        // read, so the first packet is read twice (cheap).
-        let file_ = manifest::open_no_follow(&native_path).map_err(|e| e.to_string())?;
-        let mut first = ogg::PacketReader::new(io::BufReader::new(file_));
-        let head = first
+        let native_file = manifest::open_no_follow(&native_path).map_err(|e| e.to_string())?;
+        let mut packets = ogg::PacketReader::new(io::BufReader::new(native_file));
+        let head = packets
             .read_packet()
             .map_err(|e| format!("the Ogg stream: {e}"))?
             .ok_or("an empty Ogg stream")?;
-        let channels = opus_head(&head.data)?.channels as u16;
+        let header = opus_head(&head.data)?;
         let spec = hound::WavSpec {
-            channels,
+            channels: header.channels as u16,
             sample_rate: RATE,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
         let mut writer = hound::WavWriter::new(&mut file, spec).map_err(|e| e.to_string())?;
-        let n = decode_into(&native_path, limit_samples, &mut writer, &mut header)?;
+        let n = decode_into(
+            &mut packets,
+            head.stream_serial(),
+            &header,
+            limit_samples,
+            &mut writer,
+        )?;
         writer.finalize().map_err(|e| e.to_string())?;
         Ok(n)
     })();
