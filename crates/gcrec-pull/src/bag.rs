@@ -33,8 +33,6 @@ pub const PAYLOAD_MANIFEST: &str = "manifest-sha256.txt";
 /// Sidecar fields beyond this many distinct names share one `other_fields` column (a
 /// hostile sidecar with thousands of fields must not widen every row).
 const MAX_FIELD_COLUMNS: usize = 128;
-/// Sidecars larger than this are not loaded into the load file.
-const MAX_SIDECAR: u64 = 1024 * 1024;
 
 /// What the run knows that the bag records.
 #[derive(Debug)]
@@ -125,19 +123,9 @@ fn cell(v: Option<&Value>) -> String {
 /// The sidecar fields of a pulled recording, read back from the payload (outputs are
 /// the plaintext, then the sidecar when there is one).
 fn sidecar_fields(data: &Path, e: &Entry) -> serde_json::Map<String, Value> {
-    e.sidecar_sha256
-        .as_ref()
-        .and_then(|_| e.outputs.get(1))
+    e.sidecar_output()
         .and_then(|o| manifest::inside(data, &o.path))
-        .and_then(|p| {
-            let file = manifest::open_no_follow(&p).ok()?;
-            (file.metadata().ok()?.len() <= MAX_SIDECAR).then_some(file)
-        })
-        .and_then(|f| serde_json::from_reader::<_, Value>(BufReader::new(f)).ok())
-        .and_then(|v| match v {
-            Value::Object(m) => Some(m),
-            _ => None,
-        })
+        .map(|p| manifest::read_sidecar(&p))
         .unwrap_or_default()
 }
 

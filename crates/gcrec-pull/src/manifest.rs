@@ -135,6 +135,38 @@ pub struct Entry {
     pub cancelled: bool,
 }
 
+impl Entry {
+    /// The sidecar this entry wrote, when it has one (its second output: the plaintext
+    /// comes first).
+    pub fn sidecar_output(&self) -> Option<&OutputFile> {
+        self.sidecar_sha256
+            .as_ref()
+            .and_then(|_| self.outputs.get(1))
+    }
+}
+
+/// Sidecars larger than this are not read back (load files, media checks).
+pub const MAX_SIDECAR_READ: u64 = 1024 * 1024;
+
+/// The JSON object in a sidecar a run wrote, read back without following a link and
+/// at most [`MAX_SIDECAR_READ`] bytes; empty when it is missing, larger, or not an
+/// object. Outputs can be altered after a run: they are outside input too.
+pub fn read_sidecar(path: &Path) -> serde_json::Map<String, serde_json::Value> {
+    (|| {
+        let file = open_no_follow(path).ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > MAX_SIDECAR_READ {
+            return None;
+        }
+        let reader = BufReader::new(file.take(MAX_SIDECAR_READ));
+        match serde_json::from_reader(reader).ok()? {
+            serde_json::Value::Object(m) => Some(m),
+            _ => None,
+        }
+    })()
+    .unwrap_or_default()
+}
+
 /// A line of the manifest.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -229,7 +229,7 @@ pub async fn verify_media(dir: &Path, jobs: usize) -> Result<Vec<MediaFinding>, 
             .filter(|e| e.status == Some(manifest::Status::Ok))
             .filter_map(|e| {
                 let media = e.outputs.first()?.path.clone();
-                let sidecar = e.outputs.get(1).map(|o| o.path.clone());
+                let sidecar = e.sidecar_output().map(|o| o.path.clone());
                 Some((media, sidecar))
             })
             .collect();
@@ -243,9 +243,7 @@ pub async fn verify_media(dir: &Path, jobs: usize) -> Result<Vec<MediaFinding>, 
                     let mut report = crate::media::check_file(&path).ok().flatten()?;
                     let duration = sidecar
                         .and_then(|s| manifest::inside(&dir, &s))
-                        .and_then(|p| std::fs::read(p).ok())
-                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                        .and_then(|v| v["durationMs"].as_u64());
+                        .and_then(|p| manifest::read_sidecar(&p).get("durationMs")?.as_u64());
                     if let Some(ms) = duration {
                         report.compare_duration(ms);
                     }

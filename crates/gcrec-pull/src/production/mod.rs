@@ -55,8 +55,6 @@ pub const DATA: &str = "DATA";
 pub const PER_FOLDER: u64 = 1000;
 /// Digits of a control number after the prefix (more when numbers outgrow them).
 pub const DIGITS: usize = 7;
-/// Sidecars larger than this are not read into the load file.
-const MAX_SIDECAR: u64 = 1024 * 1024;
 /// Documents handled per register transaction.
 const BATCH: i64 = 500;
 /// A users mapping larger than this is refused.
@@ -330,27 +328,6 @@ fn producible(e: &Entry) -> bool {
     e.status == Some(Status::Ok) && !e.outputs.is_empty()
 }
 
-/// The sidecar a pulled entry carries, when it has one (its second output).
-fn sidecar_output(e: &Entry) -> Option<&manifest::OutputFile> {
-    e.sidecar_sha256.as_ref().and_then(|_| e.outputs.get(1))
-}
-
-/// A sidecar's JSON object, read from `path` (bounded, no links).
-fn read_sidecar(path: &Path) -> serde_json::Map<String, Value> {
-    (|| {
-        let file = manifest::open_no_follow(path).ok()?;
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() || meta.len() > MAX_SIDECAR {
-            return None;
-        }
-        match serde_json::from_reader::<_, Value>(BufReader::new(file.take(MAX_SIDECAR))).ok()? {
-            Value::Object(m) => Some(m),
-            _ => None,
-        }
-    })()
-    .unwrap_or_default()
-}
-
 /// The conversation's start as a sortable UTC text, from the sidecar.
 fn sort_time(sidecar: &serde_json::Map<String, Value>) -> Option<String> {
     let text = sidecar.get("conversationStartTime")?.as_str()?;
@@ -511,9 +488,10 @@ fn number_new(
                 if known.exists([&e.key])? {
                     continue;
                 }
-                let sidecar = sidecar_output(&e)
+                let sidecar = e
+                    .sidecar_output()
                     .and_then(|o| manifest::inside(pulled, &o.path))
-                    .map(|p| read_sidecar(&p))
+                    .map(|p| manifest::read_sidecar(&p))
                     .unwrap_or_default();
                 let original = e.outputs[0]
                     .path
@@ -696,7 +674,7 @@ fn produce_document(
         .map_err(register_err(reg))?;
     let native = &e.outputs[0];
     let mut work: Vec<(&str, &str, &manifest::OutputFile)> = vec![("native", NATIVES, native)];
-    if let Some(s) = sidecar_output(e) {
+    if let Some(s) = e.sidecar_output() {
         work.push(("metadata", METADATA, s));
     } else {
         reg.drop_file(number, "metadata")?;
@@ -885,7 +863,7 @@ fn write_load_file(
             let sidecar = (!metadata_path.is_empty())
                 .then(|| manifest::inside(dir, &metadata_path))
                 .flatten()
-                .map(|p| read_sidecar(&p))
+                .map(|p| manifest::read_sidecar(&p))
                 .unwrap_or_default();
             let mut f: BTreeMap<&'static str, String> = BTreeMap::new();
             for (column, field) in SIDECAR_COLUMNS {
