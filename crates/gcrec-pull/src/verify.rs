@@ -98,19 +98,6 @@ fn bookkeeping(rel: &str) -> bool {
             && rel.ends_with(gcrec_fetch::source::OBJECT_METADATA_SUFFIX))
 }
 
-/// Whether `dir` is a production (its register) or one of its volumes (a load file
-/// named after it).
-fn is_production(dir: &Path) -> bool {
-    std::fs::symlink_metadata(dir.join(production::REGISTER)).is_ok()
-        || dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|name| {
-                std::fs::symlink_metadata(dir.join(production::DATA).join(format!("{name}.dat")))
-                    .is_ok_and(|m| m.is_file())
-            })
-}
-
 /// Runs a blocking check of `dir` on the blocking pool.
 async fn blocking<T, E>(dir: &Path, check: fn(&Path) -> Result<T, E>) -> Result<T, VerifyError>
 where
@@ -131,7 +118,7 @@ where
 /// files: size, MD5 and SHA-256 of every file a row names), a bag (it holds
 /// `bagit.txt`) or a pull output (it holds the manifest), hashing `jobs` files at once.
 pub async fn verify_dir(dir: &Path, jobs: usize) -> Result<VerifyReport, VerifyError> {
-    if is_production(dir) {
+    if production::is_production(dir) {
         let checked = blocking(dir, production::check).await?;
         return Ok(VerifyReport {
             against: checked
@@ -214,7 +201,7 @@ pub struct MediaFinding {
 /// sidecar copied beside it.
 pub async fn verify_media(dir: &Path, jobs: usize) -> Result<Vec<MediaFinding>, VerifyError> {
     // (media path, sidecar path) relative to `root`.
-    let (root, work): (PathBuf, Vec<(String, Option<String>)>) = if is_production(dir) {
+    let (root, work): (PathBuf, Vec<(String, Option<String>)>) = if production::is_production(dir) {
         blocking(dir, production::documents).await?
     } else {
         if !dir.join(MANIFEST_NAME).is_file() {

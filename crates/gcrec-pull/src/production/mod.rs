@@ -1086,17 +1086,24 @@ fn open_load_file(
     }
 }
 
+/// A volume's name and load file, when `vol` is a volume (it holds `DATA/NAME.dat`).
+fn volume_dat(vol: &Path) -> Option<(String, PathBuf)> {
+    let name = vol.file_name()?.to_str()?.to_owned();
+    let dat = vol.join(DATA).join(format!("{name}.dat"));
+    std::fs::symlink_metadata(&dat)
+        .is_ok_and(|m| m.is_file())
+        .then_some((name, dat))
+}
+
+/// Whether `dir` is a production (it holds the register) or one of its volumes.
+pub fn is_production(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(REGISTER)).is_ok() || volume_dat(dir).is_some()
+}
+
 /// The volumes of a production (or the one volume given) with their load files, and the
 /// directory the load files' paths start from.
 #[allow(clippy::type_complexity)]
 fn volumes(dir: &Path) -> Result<(PathBuf, Vec<(String, PathBuf)>), ProductionError> {
-    let volume_dat = |vol: &Path| {
-        let name = vol.file_name()?.to_str()?.to_owned();
-        let dat = vol.join(DATA).join(format!("{name}.dat"));
-        std::fs::symlink_metadata(&dat)
-            .is_ok_and(|m| m.is_file())
-            .then_some((name, dat))
-    };
     if let Some(v) = volume_dat(dir) {
         // A volume on its own: load-file paths start with its name.
         Ok((
