@@ -985,49 +985,51 @@ impl PullPlan {
                 .and_then(|()| w.sync())
                 .map_err(PullError::output("appending to", &path))?;
         }
-        let mut bag_written = None;
-        if let (Target::Bag(bag), false, false) = (&options.target, options.dry_run, interrupted) {
+        // A bag or a production is written from the manifest once the run has finished,
+        // with each object's legal hold at extraction.
+        let (mut bag_written, mut production_written) = (None, None);
+        let evidence = !matches!(options.target, Target::Dir(_));
+        if evidence && !options.dry_run && !interrupted {
             let index = Index::open(&self.manifest_dir)
                 .map_err(PullError::output("reading", &self.manifest_dir))?;
             let holds = legal_holds(&*source, &index).await;
-            bag::finish(
-                &self.manifest_dir,
-                &index,
-                &BagRun {
-                    matter: &bag.matter,
-                    organization: &bag.organization,
-                    source: &source.uri(""),
-                    command: &options.command_line,
-                    started,
-                    finished,
-                    caller: bag.caller.clone(),
-                    holds,
-                    counts: summary["counts"].clone(),
-                },
-            )
-            .map_err(|e| match e {
-                bag::BagError::Io { path, source } => PullError::Output {
-                    what: "writing the bag",
-                    path,
-                    source,
-                },
-            })?;
-            bag_written = Some(self.manifest_dir.clone());
-        }
-        let mut production_written = None;
-        if let (Target::Production(p), false, false) =
-            (&options.target, options.dry_run, interrupted)
-        {
-            let index = Index::open(&self.manifest_dir)
-                .map_err(PullError::output("reading", &self.manifest_dir))?;
-            let holds = legal_holds(&*source, &index).await;
-            let p = p.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                production::finish(&p, &index, &ProductionRun { holds })
-            })
-            .await
-            .map_err(|e| PullError::Task(format!("the production: {e}")))??;
-            production_written = Some(written);
+            match &options.target {
+                Target::Bag(bag) => {
+                    bag::finish(
+                        &self.manifest_dir,
+                        &index,
+                        &BagRun {
+                            matter: &bag.matter,
+                            organization: &bag.organization,
+                            source: &source.uri(""),
+                            command: &options.command_line,
+                            started,
+                            finished,
+                            caller: bag.caller.clone(),
+                            holds,
+                            counts: summary["counts"].clone(),
+                        },
+                    )
+                    .map_err(|e| match e {
+                        bag::BagError::Io { path, source } => PullError::Output {
+                            what: "writing the bag",
+                            path,
+                            source,
+                        },
+                    })?;
+                    bag_written = Some(self.manifest_dir.clone());
+                }
+                Target::Production(p) => {
+                    let p = p.clone();
+                    let written = tokio::task::spawn_blocking(move || {
+                        production::finish(&p, &index, &ProductionRun { holds })
+                    })
+                    .await
+                    .map_err(|e| PullError::Task(format!("the production: {e}")))??;
+                    production_written = Some(written);
+                }
+                Target::Dir(_) => {}
+            }
         }
         Ok(PullReport {
             totals,
