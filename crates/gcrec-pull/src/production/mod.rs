@@ -773,6 +773,25 @@ pub const COLUMNS: &[&str] = &[
     "MEDIAPROBLEMS",
 ];
 
+/// The load-file columns of each produced file — path, size, MD5, SHA-256 — for the
+/// native, the rendition and the sidecar, in that order (the writer and `check` share
+/// them).
+const FILE_COLUMNS: &[(&str, &str, &str, &str)] = &[
+    ("NATIVEPATH", "FILESIZE", "MD5HASH", "SHA256HASH"),
+    (
+        "RENDITIONPATH",
+        "RENDITIONSIZE",
+        "RENDITIONMD5HASH",
+        "RENDITIONSHA256HASH",
+    ),
+    (
+        "METADATAPATH",
+        "METADATASIZE",
+        "METADATAMD5HASH",
+        "METADATASHA256HASH",
+    ),
+];
+
 /// Load-file columns taken from the sidecar, with the sidecar field each holds.
 pub const SIDECAR_COLUMNS: &[(&str, &str)] = &[
     ("CONVERSATIONID", "conversationId"),
@@ -907,18 +926,15 @@ fn write_load_file(
             f.insert("SIZEMATCHESSIDECAR", text(row, 11)?);
             f.insert("MEDIAPROBLEMS", text(row, 12)?);
             f.insert("LEGALHOLD", text(row, 13)?);
-            f.insert("NATIVEPATH", load_file_path(&native_path));
-            f.insert("FILESIZE", number_text(row, 15)?);
-            f.insert("MD5HASH", text(row, 16)?);
-            f.insert("SHA256HASH", text(row, 17)?);
-            f.insert("RENDITIONPATH", load_file_path(&text(row, 18)?));
-            f.insert("RENDITIONSIZE", number_text(row, 19)?);
-            f.insert("RENDITIONMD5HASH", text(row, 20)?);
-            f.insert("RENDITIONSHA256HASH", text(row, 21)?);
-            f.insert("METADATAPATH", load_file_path(&metadata_path));
-            f.insert("METADATASIZE", number_text(row, 23)?);
-            f.insert("METADATAMD5HASH", text(row, 24)?);
-            f.insert("METADATASHA256HASH", text(row, 25)?);
+            // Path, size, MD5, SHA-256 of the native, rendition and sidecar: columns
+            // 14–25 of the query, four each.
+            for (i, (path, size, md5, sha256)) in FILE_COLUMNS.iter().enumerate() {
+                let at = 14 + 4 * i;
+                f.insert(path, load_file_path(&text(row, at)?));
+                f.insert(size, number_text(row, at + 1)?);
+                f.insert(md5, text(row, at + 2)?);
+                f.insert(sha256, text(row, at + 3)?);
+            }
             Ok(f)
         };
         let f = get().map_err(register_err(reg))?;
@@ -959,21 +975,6 @@ pub fn check(dir: &Path) -> Result<ProductionCheck, ProductionError> {
     for (volume, dat_path) in volumes {
         let (header, records) = open_load_file(&dat_path)?;
         let at = |name: &str| header.iter().position(|h| h == name);
-        let groups = [
-            ("NATIVEPATH", "FILESIZE", "MD5HASH", "SHA256HASH"),
-            (
-                "RENDITIONPATH",
-                "RENDITIONSIZE",
-                "RENDITIONMD5HASH",
-                "RENDITIONSHA256HASH",
-            ),
-            (
-                "METADATAPATH",
-                "METADATASIZE",
-                "METADATAMD5HASH",
-                "METADATASHA256HASH",
-            ),
-        ];
         let mut named = std::collections::HashSet::new();
         let vol_prefix = format!("{volume}/");
         let dat_rel = format!("{volume}/{DATA}/{volume}.dat");
@@ -987,7 +988,7 @@ pub fn check(dir: &Path) -> Result<ProductionCheck, ProductionError> {
                 continue;
             };
             documents += 1;
-            for (p, s, m, h) in groups {
+            for &(p, s, m, h) in FILE_COLUMNS {
                 let get = |name: &str| {
                     at(name)
                         .and_then(|i| record.get(i))
