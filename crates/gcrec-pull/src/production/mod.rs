@@ -373,12 +373,12 @@ fn place(
     origin: &Path,
     origin_sha256: &str,
     earlier: Option<FileRow>,
-) -> Result<(FileRow, bool), String> {
+) -> Result<FileRow, String> {
     let dest = manifest::inside_creating(dir, rel).map_err(|e| format!("{rel}: {e}"))?;
     if let Some(row) = earlier.filter(|r| r.path == rel && r.origin_sha256 == origin_sha256)
         && std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == row.size)
     {
-        return Ok((row, false));
+        return Ok(row);
     }
     if !std::fs::symlink_metadata(origin).is_ok_and(|m| m.is_file()) {
         return Err(format!(
@@ -415,16 +415,13 @@ fn place(
             "{rel}: the pulled file changed after it was verified (SHA-256 {sha256}, the manifest says {origin_sha256}); pull again, re-hashing existing outputs"
         ));
     }
-    Ok((
-        FileRow {
-            path: rel.to_owned(),
-            size,
-            sha256,
-            md5,
-            origin_sha256: origin_sha256.to_owned(),
-        },
-        true,
-    ))
+    Ok(FileRow {
+        path: rel.to_owned(),
+        size,
+        sha256,
+        md5,
+        origin_sha256: origin_sha256.to_owned(),
+    })
 }
 
 /// A production keeps the matter and prefix it was started with.
@@ -695,7 +692,7 @@ fn produce_document(
             continue;
         };
         match place(dir, &rel, &origin, &out.sha256, reg.file(number, role)?) {
-            Ok((row, _)) => {
+            Ok(row) => {
                 reg.set_file(number, role, &row)?;
                 if role == "native" {
                     native_row = Some(row);
