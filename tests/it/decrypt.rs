@@ -223,6 +223,17 @@ fn gnupg_messages_decrypt_byte_identically() {
         "-e",
         "plain.opus",
     ]);
+    // Uncompressed to the RSA key: AWS-LC's session key and SEIPDv1's lean path.
+    c.gpg(&[
+        "-r",
+        "rsa@example.invalid",
+        "-z",
+        "0",
+        "-o",
+        "rsa-raw.opus.gpg",
+        "-e",
+        "plain.opus",
+    ]);
     c.gpg(&[
         "-r",
         "rsa@example.invalid",
@@ -239,16 +250,27 @@ fn gnupg_messages_decrypt_byte_identically() {
             "cv.opus.asc",
             "cv-raw.opus.gpg",
             "rsa-bz.opus.gpg",
+            "rsa-raw.opus.gpg",
         ],
         &[],
     );
-    c.assert_identical(&run, &["rsa.opus", "cv.opus", "cv-raw.opus", "rsa-bz.opus"]);
+    c.assert_identical(
+        &run,
+        &[
+            "rsa.opus",
+            "cv.opus",
+            "cv-raw.opus",
+            "rsa-bz.opus",
+            "rsa-raw.opus",
+        ],
+    );
     assert_eq!(
         run.strings("file", "opened_with"),
         [
             "C7EC063F09D6F4BE",
             "8C73F646BF269E9E",
             "8C73F646BF269E9E",
+            "C7EC063F09D6F4BE",
             "C7EC063F09D6F4BE"
         ]
     );

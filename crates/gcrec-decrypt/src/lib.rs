@@ -27,6 +27,7 @@ pub mod object;
 pub mod openpgp;
 pub mod rsa_native;
 pub mod s3ec;
+mod seipdv1;
 pub mod x509;
 
 #[cfg(test)]
