@@ -3,15 +3,19 @@
 
 Run it through bench/run, which installs the tools and builds gcrec (release):
 
-  bench/run compare [--small N] [--large N] [--huge-gib N] [--encryption pgp|pgp-rsa3072|s3ec]
+  bench/run compare [--small N] [--large N] [--huge-gib N] [--huge-count N]
+                    [--encryption pgp|pgp-rsa3072|s3ec|s3ec-rsa]
                     [--server moto|s3s-fs] [--reps N] [--jobs N] [--tools a,b,...]
   bench/run sweep   [--small N] [--server moto|s3s-fs] [--jobs-list 1,2,4,...] [--reps N] [--png FILE]
   bench/run all     every scenario of docs/BENCHMARKS.md, in order
 
 `compare` generates an export (gcrec-testkit: SMALL recordings of ~256 KiB, LARGE of
-~64 MiB, HUGE of N GiB), encrypts every media file — OpenPGP with GnuPG to the TEST-ONLY
-Curve25519 key (binary, no compression), or S3 Encryption Client V3 with a KMS keyring
-through the official Python client — loads it into moto or s3s-fs on a free 127.0.0.1
+~64 MiB, HUGE-COUNT of N GiB), encrypts every media file — OpenPGP with GnuPG to the
+TEST-ONLY Curve25519 or RSA-3072 key (binary, no compression), S3 Encryption Client V3
+with a KMS keyring through the official Python client, or V3 with the data key wrapped
+by RSA-OAEP-SHA1 to the TEST-ONLY RSA-3072 key the way the Java client writes it
+(tests/interop/s3ec_reference.py; the Python client has no RSA keyring, so this
+scenario has no decrypting baseline) — loads it into moto or s3s-fs on a free 127.0.0.1
 port (KMS is always moto's), and times each tool REPS times, one after the other:
 
   gcrec     gcrec pull: download + decrypt + verify + SHA-256 + fsync'd release + manifest
@@ -159,9 +163,9 @@ def run(argv, **kw):
     subprocess.run(argv, check=True, env=ENV, **kw)
 
 
-def generate(work, small, large, huge_gib):
+def generate(work, small, large, huge_gib, huge_count=1):
     """The plaintext export: SMALL ~256 KiB recordings on day 1, LARGE ~64 MiB on day 2,
-    HUGE recordings of N GiB on day 3."""
+    HUGE_COUNT recordings of HUGE_GIB GiB on day 3."""
     plain = work / "plain"
     kib = 256 << 10
     if small:
@@ -177,7 +181,8 @@ def generate(work, small, large, huge_gib):
     if huge_gib:
         size = int(huge_gib * (1 << 30))
         run([TESTKIT, "generate", "--out", plain, "--seed", "3", "--start", "2024-03-03",
-             "--days", "1", "--hour-step", "24", "--per-hour", "1", "--call-bytes", str(size),
+             "--days", "1", "--hour-step", str(max(24 // huge_count, 1)), "--per-hour", "1",
+             "--call-bytes", str(size),
              "--screen-bytes", str(size), "--digital-bytes", str(size)], stderr=subprocess.DEVNULL)
     return plain
 
@@ -211,6 +216,10 @@ def upload(servers, plain, encryption, work, jobs=16):
             os.replace(enc / f"{m}.gpg", enc / m)
         source = enc
         put_media = key_arn = None
+    elif encryption == "s3ec-rsa":
+        source = plain
+        key_arn = None
+        put_media = ReferenceS3ec(work)
     else:
         source = plain
         encrypting, key_arn = s3ec_client(servers.s3, servers.kms)
@@ -229,7 +238,9 @@ def upload(servers, plain, encryption, work, jobs=16):
 
     def put(key):
         path = source / key
-        if put_media is not None and key in mediaset:
+        if isinstance(put_media, ReferenceS3ec) and key in mediaset:
+            put_media.put(s3, key, path)
+        elif put_media is not None and key in mediaset:
             put_media.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
         elif path.stat().st_size > 256 << 20:
             s3.upload_file(str(path), BUCKET, key)
@@ -251,6 +262,32 @@ def upload(servers, plain, encryption, work, jobs=16):
     return media, count, size
 
 
+class ReferenceS3ec:
+    """S3EC V3 objects with an RSA-OAEP-SHA1-wrapped data key, built by the interop tests'
+    reference encryptor (the Java client's format) and put with their metadata."""
+
+    def __init__(self, work):
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "s3ec_reference", ROOT / "tests" / "interop" / "s3ec_reference.py")
+        self.ref = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.ref)
+        self.args = argparse.Namespace(rsa_public=str(KEYS / "rsa3072.pub.pem"), aes_key=None)
+        self.work = work
+
+    def put(self, s3, key, path):
+        body, key_fields, content_fields = self.ref.encrypt("v3", "rsa-oaep", path.read_bytes(), self.args)
+        meta = {**key_fields, **content_fields}
+        if len(body) > 256 << 20:
+            tmp = self.work / f"upload-{os.getpid()}-{abs(hash(key))}"
+            tmp.write_bytes(body)
+            del body
+            s3.upload_file(str(tmp), BUCKET, key, ExtraArgs={"Metadata": meta})
+            tmp.unlink()
+        else:
+            s3.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=meta)
+
+
 def tool_argv(tool, encryption, servers, out, jobs, single_stream=False):
     """The command that runs `tool`. `single_stream`: one GET per object, no ranged parts
     (moto reads a whole object for every ranged GET, so on it parts only measure that)."""
@@ -260,6 +297,8 @@ def tool_argv(tool, encryption, servers, out, jobs, single_stream=False):
         argv = [GCREC, "pull", f"s3://{BUCKET}", "--endpoint-url", e, "--out", out, "-q", "--jobs", str(jobs or "auto")]
         if encryption in PGP_KEYS:
             argv += ["--key", KEYS / PGP_KEYS[encryption][0], "--passphrase-file", KEYS / "passphrase.txt"]
+        if encryption == "s3ec-rsa":
+            argv += ["--key", KEYS / "rsa3072.pem"]
         if single_stream:
             argv += ["--part-threshold", str(1 << 40)]
         return [str(a) for a in argv]
@@ -273,6 +312,9 @@ def tool_argv(tool, encryption, servers, out, jobs, single_stream=False):
             '  gpg --batch --quiet --yes --pinentry-mode loopback --passphrase-file "$3" -o "$f.plain" --decrypt "$f" 2>/dev/null && mv "$f.plain" "$f"\n'
             'done')
         return ["bash", "-c", script, e, BUCKET, str(out), str(KEYS / "passphrase.txt")]
+    if tool == "baseline" and encryption == "s3ec-rsa":
+        raise SystemExit("no decrypting baseline for S3EC with RSA wraps: the official Python "
+                         "client has no RSA keyring (use --tools gcrec,s5cmd,...)")
     if tool == "baseline":
         return [sys.executable, __file__, "s3ec-get", "--s3", e, "--kms", servers.kms, "--key-arn", servers.key_arn, "--out", str(out), "--jobs", str(jobs)]
     if tool == "s5cmd":
@@ -320,7 +362,7 @@ def check(tool, out, plain, media, count):
 def compare(a, work):
     servers = Servers(a.server, work)
     try:
-        plain = generate(work, a.small, a.large, a.huge_gib)
+        plain = generate(work, a.small, a.large, a.huge_gib, a.huge_count)
         t0 = time.time()
         media, count, size = upload(servers, plain, a.encryption, work)
         log(f"export: {len(media)} media of {count} objects, {size / 1e9:.2f} GB in {a.server} "
@@ -475,7 +517,8 @@ def main():
     c.add_argument("--small", type=int, default=2000)
     c.add_argument("--large", type=int, default=20)
     c.add_argument("--huge-gib", type=float, default=0)
-    c.add_argument("--encryption", choices=[*PGP_KEYS, "s3ec"], default="pgp")
+    c.add_argument("--huge-count", type=int, default=1, help="how many HUGE recordings")
+    c.add_argument("--encryption", choices=[*PGP_KEYS, "s3ec", "s3ec-rsa"], default="pgp")
     c.add_argument("--server", choices=["moto", "s3s-fs"], default="moto")
     c.add_argument("--reps", type=int, default=3)
     c.add_argument("--jobs", type=int, default=16, help="requests in flight for every tool; 0: each tool's own default")
