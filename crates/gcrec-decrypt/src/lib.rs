@@ -24,6 +24,7 @@ pub mod gcm;
 pub mod keys;
 pub mod kms;
 pub mod object;
+pub mod offthread;
 pub mod openpgp;
 pub mod rsa_native;
 pub mod s3ec;

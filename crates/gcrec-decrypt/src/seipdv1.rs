@@ -18,16 +18,14 @@
 //! before anything is consumed, so rPGP's own path can take the message unchanged.
 
 use std::io::{BufRead, Write};
-use std::ops::Range;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
-use std::thread::{Scope, ScopedJoinHandle};
+use std::thread::Scope;
 
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{BlockDecryptMut, KeyIvInit};
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
+use crate::offthread::OffThread;
 use crate::openpgp::PgpError;
 
 /// AES's block size; the random prefix is one block and two repeated bytes.
@@ -35,7 +33,7 @@ const BLOCK: usize = 16;
 /// The decrypted MDC packet: tag 19 in the new format (0xD3), length 20 (0x14), SHA-1.
 const MDC_LEN: usize = 22;
 /// Plaintext gathered before it is hashed, parsed and written: large enough that each
-/// write and each SHA-1 update costs little per byte.
+/// write costs little per byte.
 const BATCH: usize = 1 << 20;
 /// The literal data packet's tag.
 const LITERAL: u8 = 11;
@@ -193,166 +191,57 @@ enum Meta {
     Data,
 }
 
-/// A piece of the decrypted stream for the MDC's SHA-1, in order.
-enum Piece {
-    /// A few bytes held back at a batch's end.
-    Small(Vec<u8>),
-    /// A range of a batch; the batch goes back once hashed.
-    Batch(Arc<Vec<u8>>, Range<usize>),
-}
-
-/// Batches in flight between the decrypting thread and the hashing one.
-const IN_FLIGHT: usize = 3;
-
-/// Where the MDC's SHA-1 is computed: on the decrypting thread for the first batch (most
-/// recordings fit in one), then on a thread of its own, so SHA-1 (the costliest step)
-/// runs beside AES, the framing and the writes.
-enum Mdc<'scope> {
-    Inline(Sha1),
-    Thread {
-        pieces: SyncSender<Piece>,
-        back: Receiver<Arc<Vec<u8>>>,
-        hasher: ScopedJoinHandle<'scope, Sha1>,
-    },
-    /// Between the two (only while switching).
-    Moving,
-}
-
 /// Reads the decrypted packet stream: hashes it for the MDC, follows the literal
-/// packet's framing and writes its data.
+/// packet's framing and writes its data. SHA-1 (the costliest step) runs inline for the
+/// first batch (most recordings fit in one), then on a thread of its own beside AES, the
+/// framing and the writes.
 struct Plain<'w, 'scope, 'env> {
-    scope: &'scope Scope<'scope, 'env>,
     state: State,
     meta: Meta,
-    mdc: Mdc<'scope>,
+    mdc: OffThread<'scope, 'env, Sha1>,
     /// The last bytes seen, held back: they may be the MDC packet.
     held: Vec<u8>,
     out: &'w mut dyn Write,
     written: u64,
-    /// Batch buffers free for the next decryption, and how many exist.
-    spare: Vec<Vec<u8>>,
-    buffers: usize,
-    batches: u64,
 }
 
 impl<'w, 'scope, 'env> Plain<'w, 'scope, 'env> {
     fn new(scope: &'scope Scope<'scope, 'env>, out: &'w mut dyn Write) -> Self {
         Self {
-            scope,
             state: State::Prefix(BLOCK + 2),
             meta: Meta::Start(0),
-            mdc: Mdc::Inline(Sha1::new()),
+            mdc: OffThread::new(scope, Sha1::new(), BATCH as u64),
             held: Vec::with_capacity(2 * MDC_LEN),
             out,
             written: 0,
-            spare: Vec::new(),
-            buffers: 0,
-            batches: 0,
         }
     }
 
-    /// A buffer of [`BATCH`] bytes to decrypt into: a free one, a new one while fewer
-    /// than [`IN_FLIGHT`] exist, else the next one the hashing thread is done with.
-    fn buffer(&mut self) -> Result<Vec<u8>, PgpError> {
-        if let Some(b) = self.spare.pop() {
-            return Ok(b);
-        }
-        if let Mdc::Thread { back, .. } = &self.mdc
-            && self.buffers >= IN_FLIGHT
-        {
-            let returned = back.recv().map_err(|_| hasher_gone())?;
-            return Arc::try_unwrap(returned).map_err(|_| hasher_gone());
-        }
-        self.buffers += 1;
-        Ok(vec![0u8; BATCH])
-    }
-
-    /// Takes a decrypted batch (its first `len` bytes); all but the last 22 bytes seen so
-    /// far are settled now.
-    fn feed(&mut self, batch: Vec<u8>, len: usize) -> Result<(), PgpError> {
-        self.batches += 1;
-        if self.batches == 2 {
-            self.hash_on_a_thread();
-        }
-        if len >= MDC_LEN {
+    /// Takes decrypted bytes; all but the last 22 seen so far are settled now.
+    fn feed(&mut self, data: &[u8]) -> Result<(), PgpError> {
+        if data.len() >= MDC_LEN {
             let held = std::mem::take(&mut self.held);
-            self.hash_small(&held)?;
-            self.parse(&held)?;
-            let batch = Arc::new(batch);
-            let now = 0..len - MDC_LEN;
-            self.hash_batch(&batch, now.clone())?;
-            self.parse(&batch[now])?;
+            self.settle(&held)?;
+            let (now, keep) = data.split_at(data.len() - MDC_LEN);
+            self.settle(now)?;
             self.held = held;
             self.held.clear();
-            self.held.extend_from_slice(&batch[len - MDC_LEN..len]);
-            // Inline, the batch is free again at once; on the thread, when hashed.
-            if let Ok(b) = Arc::try_unwrap(batch) {
-                self.spare.push(b);
-            }
+            self.held.extend_from_slice(keep);
         } else {
-            self.held.extend_from_slice(&batch[..len]);
-            self.spare.push(batch);
+            self.held.extend_from_slice(data);
             if self.held.len() > MDC_LEN {
                 let over = self.held.len() - MDC_LEN;
                 let settled: Vec<u8> = self.held.drain(..over).collect();
-                self.hash_small(&settled)?;
-                self.parse(&settled)?;
+                self.settle(&settled)?;
             }
         }
         Ok(())
     }
 
-    /// Moves SHA-1 to a thread of its own (a message longer than one batch).
-    fn hash_on_a_thread(&mut self) {
-        let Mdc::Inline(mut sha1) = std::mem::replace(&mut self.mdc, Mdc::Moving) else {
-            return;
-        };
-        let (pieces, todo) = std::sync::mpsc::sync_channel::<Piece>(IN_FLIGHT);
-        let (done, back) = std::sync::mpsc::channel();
-        let hasher = self.scope.spawn(move || {
-            for piece in todo {
-                match piece {
-                    Piece::Small(bytes) => sha1.update(&bytes),
-                    Piece::Batch(batch, range) => {
-                        sha1.update(&batch[range]);
-                        // The decrypting side may have stopped waiting; nothing to do then.
-                        let _ = done.send(batch);
-                    }
-                }
-            }
-            sha1
-        });
-        self.mdc = Mdc::Thread {
-            pieces,
-            back,
-            hasher,
-        };
-    }
-
-    fn hash_small(&mut self, bytes: &[u8]) -> Result<(), PgpError> {
-        match &mut self.mdc {
-            Mdc::Inline(sha1) => sha1.update(bytes),
-            Mdc::Thread { pieces, .. } => {
-                if !bytes.is_empty() {
-                    pieces
-                        .send(Piece::Small(bytes.to_vec()))
-                        .map_err(|_| hasher_gone())?;
-                }
-            }
-            Mdc::Moving => return Err(hasher_gone()),
-        }
-        Ok(())
-    }
-
-    fn hash_batch(&mut self, batch: &Arc<Vec<u8>>, range: Range<usize>) -> Result<(), PgpError> {
-        match &mut self.mdc {
-            Mdc::Inline(sha1) => sha1.update(&batch[range]),
-            Mdc::Thread { pieces, .. } => pieces
-                .send(Piece::Batch(Arc::clone(batch), range))
-                .map_err(|_| hasher_gone())?,
-            Mdc::Moving => return Err(hasher_gone()),
-        }
-        Ok(())
+    /// Bytes known not to be the MDC: hashed, then through the packet framing.
+    fn settle(&mut self, data: &[u8]) -> Result<(), PgpError> {
+        self.mdc.absorb(data).map_err(hasher_gone)?;
+        self.parse(data)
     }
 
     /// Moves bytes known not to be the MDC through the packet framing.
@@ -446,19 +335,7 @@ impl<'w, 'scope, 'env> Plain<'w, 'scope, 'env> {
     /// The end of the ciphertext: the literal packet complete and the MDC matching.
     fn finish(mut self) -> Result<u64, PgpError> {
         let held = std::mem::take(&mut self.held);
-        let mut sha1 = match std::mem::replace(&mut self.mdc, Mdc::Moving) {
-            Mdc::Inline(sha1) => sha1,
-            Mdc::Thread {
-                pieces,
-                hasher,
-                back,
-            } => {
-                drop(pieces);
-                drop(back);
-                hasher.join().map_err(|_| hasher_gone())?
-            }
-            Mdc::Moving => return Err(hasher_gone()),
-        };
+        let mut sha1 = self.mdc.finish().map_err(hasher_gone)?;
         if held.len() != MDC_LEN || held[..2] != [0xD3, 0x14] {
             return Err(PgpError::Integrity(
                 "the modification detection code is missing (truncated or modified message)".into(),
@@ -486,8 +363,8 @@ fn framing(what: &str) -> PgpError {
     ))
 }
 
-fn hasher_gone() -> PgpError {
-    PgpError::Integrity("the MDC's hashing thread stopped".into())
+fn hasher_gone(stopped: crate::offthread::Stopped) -> PgpError {
+    PgpError::Integrity(stopped.to_string())
 }
 
 /// Decrypts the raw body of a SEIPDv1 packet (after its version byte) read from `body`,
@@ -504,7 +381,7 @@ pub(crate) fn decrypt(
     };
     std::thread::scope(|scope| {
         let mut plain = Plain::new(scope, out);
-        let mut batch = plain.buffer()?;
+        let mut batch = vec![0u8; BATCH];
         let mut filled = 0;
         // Ciphertext bytes that did not make a whole block yet (at a piece boundary).
         let mut carry = [0u8; BLOCK];
@@ -512,8 +389,7 @@ pub(crate) fn decrypt(
         let read_error = |e: std::io::Error| PgpError::Integrity(crate::parser_error(&e));
         loop {
             if filled + BLOCK > batch.len() {
-                let next = plain.buffer()?;
-                plain.feed(std::mem::replace(&mut batch, next), filled)?;
+                plain.feed(&batch[..filled])?;
                 filled = 0;
             }
             let input = body.fill_buf().map_err(read_error)?;
@@ -545,7 +421,7 @@ pub(crate) fn decrypt(
             batch[filled..filled + carried].copy_from_slice(&last[..carried]);
             filled += carried;
         }
-        plain.feed(batch, filled)?;
+        plain.feed(&batch[..filled])?;
         plain.finish()
     })
 }

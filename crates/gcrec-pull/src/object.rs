@@ -17,6 +17,7 @@ use futures::StreamExt;
 use gcrec_decrypt::detect::{Format, SNIFF_LEN, detect};
 use gcrec_decrypt::keys::Keyring;
 use gcrec_decrypt::object::{DecryptOptions, Outcome, prepare, run};
+use gcrec_decrypt::offthread::{Absorb, OffThread};
 use gcrec_decrypt::s3ec::Kms;
 use gcrec_fetch::source::{
     GetRequest, OBJECT_METADATA_SUFFIX, ObjectInfo, ObjectSource, SavedObjectMetadata, SourceError,
@@ -149,13 +150,30 @@ pub(crate) async fn cancellable<T, E: Into<PullError>>(
 }
 
 /// A writer that hashes what passes through it and notices when its file refused a
-/// write for being too large.
-struct Hashing<'a> {
+/// write for being too large. The digest runs on a thread of its own once the plaintext
+/// passes [`INLINE_DIGEST`] bytes.
+struct Hashing<'a, 'scope, 'env> {
     inner: &'a mut PendingFile,
-    sha256: Sha256,
+    digest: OffThread<'scope, 'env, PlainDigest>,
     too_large: bool,
+}
+
+/// Plaintext digested on the decrypting thread before the digest moves to its own.
+const INLINE_DIGEST: u64 = 4 << 20;
+
+/// What every plaintext byte passes through: its SHA-256 (the manifest's) and the media
+/// check.
+struct PlainDigest {
+    sha256: Sha256,
     /// The media check, once the first bytes said what the plaintext is.
     media: MediaSniff,
+}
+
+impl Absorb for PlainDigest {
+    fn absorb(&mut self, data: &[u8]) {
+        self.sha256.update(data);
+        self.media.feed(data);
+    }
 }
 
 /// Which check the plaintext gets, told from its first bytes.
@@ -196,13 +214,12 @@ impl MediaSniff {
     }
 }
 
-impl Write for Hashing<'_> {
+impl Write for Hashing<'_, '_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf).inspect_err(|e| {
             self.too_large |= e.kind() == io::ErrorKind::FileTooLarge;
         })?;
-        self.sha256.update(&buf[..n]);
-        self.media.feed(&buf[..n]);
+        self.digest.absorb(&buf[..n]).map_err(io::Error::other)?;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -422,28 +439,38 @@ pub async fn decrypt_object(
                 &destination,
             ))?
             .limit(limit);
-        let mut hashing = Hashing {
-            inner: &mut pending,
-            sha256: Sha256::new(),
-            too_large: false,
-            media: MediaSniff::Undecided(ctx.check_media, Vec::new()),
-        };
-        let result = run(
-            &prepared,
-            &mut reader,
-            size,
-            &ctx.keys,
-            &ctx.options,
-            &mut hashing,
-        );
-        let too_large = hashing.too_large;
-        let media = hashing.media;
-        let plaintext_sha256 = hex::encode(hashing.sha256.finalize());
-        let outcome = match result {
-            Ok(outcome) => outcome,
+        let (result, too_large, digest) = std::thread::scope(|scope| {
+            let plain = PlainDigest {
+                sha256: Sha256::new(),
+                media: MediaSniff::Undecided(ctx.check_media, Vec::new()),
+            };
+            let mut hashing = Hashing {
+                inner: &mut pending,
+                digest: OffThread::new(scope, plain, INLINE_DIGEST),
+                too_large: false,
+            };
+            let result = run(
+                &prepared,
+                &mut reader,
+                size,
+                &ctx.keys,
+                &ctx.options,
+                &mut hashing,
+            );
+            (result, hashing.too_large, hashing.digest.finish())
+        });
+        let (outcome, PlainDigest { sha256, media }) = match (result, digest) {
+            (Ok(outcome), Ok(digest)) => (outcome, digest),
+            (Ok(_), Err(stopped)) => {
+                return Err(
+                    PullError::output("checking the plaintext of", &destination)(io::Error::other(
+                        stopped,
+                    )),
+                );
+            }
             // The download's own failure (or a cancellation) comes first: the decryptor
             // only saw its shadow.
-            Err(e) => {
+            (Err(e), _) => {
                 return Err(match reader.take_failure() {
                     Some(failure) => failure,
                     None if too_large => PullError::TooLarge { key, limit, why },
@@ -479,7 +506,7 @@ pub async fn decrypt_object(
         };
         Ok((
             outcome,
-            plaintext_sha256,
+            hex::encode(sha256.finalize()),
             downloaded,
             reader.take_tee(),
             media,
