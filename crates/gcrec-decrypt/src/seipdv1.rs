@@ -34,7 +34,7 @@ const BLOCK: usize = 16;
 const MDC_LEN: usize = 22;
 /// Plaintext gathered before it is hashed, parsed and written: large enough that each
 /// write costs little per byte.
-const BATCH: usize = 1 << 20;
+const BATCH: usize = 256 * 1024;
 /// The literal data packet's tag.
 const LITERAL: u8 = 11;
 

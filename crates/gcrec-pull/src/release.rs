@@ -131,6 +131,11 @@ pub fn create_dirs_inside(root: &Path, dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes a pending file gathers before each write(2): large enough that a write costs
+/// little per byte, small enough that the few files being written at once stay cheap
+/// (1 MiB buffers freed and reallocated for every object kept glibc's heap large).
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// Bytes written between early write-back requests for a large file.
 pub const WRITE_BACK_EVERY: u64 = 64 << 20;
 
@@ -210,7 +215,7 @@ impl PendingFile {
         Ok(Self {
             temp,
             destination: destination.to_owned(),
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            writer: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
             written: 0,
             limit: None,
             write_back: None,

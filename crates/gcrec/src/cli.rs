@@ -498,7 +498,8 @@ pub struct TransferArgs {
     /// Parts of one object in flight at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parts_per_object: u16,
-    /// Downloaded part bytes buffered at once, across all objects (bytes).
+    /// Downloaded part bytes buffered at once, across all objects (bytes); whole small
+    /// objects fetched ahead of their decryption hold at most half as much again.
     #[arg(long, value_name = "BYTES", default_value_t = gcrec_fetch::transfer::DEFAULT_BUDGET)]
     pub max_buffer: u64,
 }

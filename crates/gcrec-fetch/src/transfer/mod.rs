@@ -166,13 +166,30 @@ pub async fn download(
             return Ok(verify(info, stream, parts));
         }
     }
+    // A whole small object may wait in memory for a decryptor: its bytes count against
+    // the budget's share for objects fetched ahead, so requests in flight (hundreds
+    // under adaptive concurrency) cannot hold more than that between them.
+    let ahead = budget
+        .acquire_ahead(listed_size.unwrap_or(UNKNOWN_SIZE))
+        .await;
     let body = source.get(key, &request).await?;
     still_pinned(&body.info)?;
     if let Some(expect) = &options.expect_sse {
         expect.check(&body.info)?;
     }
-    Ok(verify(body.info, body.stream, 1))
+    let stream = body
+        .stream
+        .map(move |chunk| {
+            // The permit lives as long as the body's stream.
+            let _held = &ahead;
+            chunk
+        })
+        .boxed();
+    Ok(verify(body.info, stream, 1))
 }
+
+/// What a body of unknown size counts against the budget for objects fetched ahead.
+const UNKNOWN_SIZE: u64 = 1024 * 1024;
 
 /// A spawned task that is aborted when its handle is dropped (a download given up on
 /// stops fetching its parts).
@@ -418,6 +435,43 @@ mod tests {
         assert_eq!(v.size, 100_000);
         assert_eq!(v.sha256, Some(hex::encode(Sha256::digest(&data))));
         assert_eq!(budget.available(), budget.bytes(), "all budget returned");
+    }
+
+    #[tokio::test]
+    async fn small_objects_fetched_ahead_hold_at_most_half_the_budget() {
+        let source = MemorySource::new();
+        for i in 0..3 {
+            source.put_bytes(format!("s{i}"), pattern(3000));
+        }
+        let source: Arc<dyn ObjectSource> = Arc::new(source);
+        // 8 KiB: 4 KiB for objects fetched ahead, one 3,000-byte object at a time.
+        let budget = ByteBudget::new(8192);
+        assert_eq!(budget.ahead_bytes(), 4096);
+        let options = small_parts();
+        let keys = ["s0", "s1", "s2"];
+        let start = |i: usize| {
+            download(
+                source.clone(),
+                keys[i],
+                Some(3000),
+                GetRequest::default(),
+                &options,
+                &budget,
+            )
+        };
+        let first = start(0).await.unwrap();
+        let wait = std::time::Duration::from_millis(200);
+        assert!(
+            tokio::time::timeout(wait, start(1)).await.is_err(),
+            "a second body must wait while the first is unread"
+        );
+        assert_eq!(budget.available(), budget.bytes(), "parts' budget untouched");
+        assert_eq!(collect(first).await.unwrap(), pattern(3000));
+        let second = tokio::time::timeout(wait, start(2))
+            .await
+            .expect("read bodies give their share back")
+            .unwrap();
+        assert_eq!(collect(second).await.unwrap(), pattern(3000));
     }
 
     #[tokio::test]
