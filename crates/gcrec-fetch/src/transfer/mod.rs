@@ -58,8 +58,9 @@ pub struct TransferOptions {
     /// The size of one part: the smallest, when `scale_parts` is on.
     pub part_size: u64,
     /// Grow parts with the object — `size / 16`, between `part_size` and
-    /// [`MAX_SCALED_PART_SIZE`] — so a 512 MiB object takes 16 requests, not 64. Off when
-    /// the part size is pinned.
+    /// [`MAX_SCALED_PART_SIZE`], and small enough that `parts_per_object` parts fit in
+    /// the budget — so a 512 MiB object takes 16 requests with a 1 GiB budget (32 with
+    /// the default one), not 64. Off when the part size is pinned.
     pub scale_parts: bool,
     /// Parts of one object in flight at once.
     pub parts_per_object: usize,
@@ -68,12 +69,17 @@ pub struct TransferOptions {
 }
 
 impl TransferOptions {
-    /// The part size for an object of `size` bytes.
-    pub fn part_size_for(&self, size: u64) -> u64 {
+    /// The part size for an object of `size` bytes, downloaded within a budget of
+    /// `budget` bytes. A scaled part is never so large that fewer than
+    /// `parts_per_object` parts fit in the budget together: parts take their budget
+    /// before they are requested, so 32 MiB parts in a 64 MiB budget would leave two
+    /// requests in flight where four were asked for.
+    pub fn part_size_for(&self, size: u64, budget: u64) -> u64 {
         let least = self.part_size.max(UNIT);
         if self.scale_parts {
+            let fits = budget / self.parts_per_object.max(1) as u64;
             size.div_ceil(SCALED_PARTS)
-                .clamp(least, MAX_SCALED_PART_SIZE.max(least))
+                .clamp(least, MAX_SCALED_PART_SIZE.min(fits).max(least))
         } else {
             least
         }
@@ -149,7 +155,7 @@ pub async fn download(
                     .or_else(|| info.version_id.clone()),
                 if_match: info.etag.clone(),
             };
-            let part_size = options.part_size_for(info.size);
+            let part_size = options.part_size_for(info.size, budget.bytes());
             let ranges: Vec<ByteRange> = (0..info.size)
                 .step_by(usize::try_from(part_size).unwrap_or(usize::MAX))
                 .map(|start| ByteRange::new(start, (start + part_size).min(info.size)))
@@ -339,15 +345,21 @@ mod tests {
     fn parts_grow_with_the_object_unless_pinned() {
         let mib = 1024 * 1024;
         let scaled = TransferOptions::default();
-        assert_eq!(scaled.part_size_for(16 * mib), 8 * mib);
-        assert_eq!(scaled.part_size_for(512 * mib), 32 * mib);
-        assert_eq!(scaled.part_size_for(4096 * mib), 64 * mib);
+        let large_budget = 1024 * mib;
+        assert_eq!(scaled.part_size_for(16 * mib, large_budget), 8 * mib);
+        assert_eq!(scaled.part_size_for(512 * mib, large_budget), 32 * mib);
+        assert_eq!(scaled.part_size_for(4096 * mib, large_budget), 64 * mib);
+        // The default budget (64 MiB) holds four parts of 16 MiB at once, not fewer.
+        assert_eq!(scaled.part_size_for(512 * mib, DEFAULT_BUDGET), 16 * mib);
+        assert_eq!(scaled.part_size_for(4096 * mib, DEFAULT_BUDGET), 16 * mib);
+        // A budget too small for four of the smallest parts still gets the smallest.
+        assert_eq!(scaled.part_size_for(512 * mib, 8 * mib), 8 * mib);
         let pinned = TransferOptions {
             part_size: 32 * mib,
             scale_parts: false,
             ..TransferOptions::default()
         };
-        assert_eq!(pinned.part_size_for(4096 * mib), 32 * mib);
+        assert_eq!(pinned.part_size_for(4096 * mib, DEFAULT_BUDGET), 32 * mib);
     }
 
     /// A store whose every ranged body sends its first 100 bytes, then nothing more.
@@ -465,7 +477,11 @@ mod tests {
             tokio::time::timeout(wait, start(1)).await.is_err(),
             "a second body must wait while the first is unread"
         );
-        assert_eq!(budget.available(), budget.bytes(), "parts' budget untouched");
+        assert_eq!(
+            budget.available(),
+            budget.bytes(),
+            "parts' budget untouched"
+        );
         assert_eq!(collect(first).await.unwrap(), pattern(3000));
         let second = tokio::time::timeout(wait, start(2))
             .await
