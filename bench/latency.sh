@@ -4,6 +4,9 @@
 # (median of 3 wall times; plain media, so the time is the requests').
 #
 #   bench/latency.sh [DELAY_MS]      (default 80)
+#
+# GCREC_BIN=PATH times another gcrec build (an older commit's, for a regression check);
+# JOBS_LIST="32 128 auto" chooses the --jobs settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 delay=${1:-80}
@@ -28,11 +31,12 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$proxy
 echo "| --jobs | median wall (3 runs) | jobs at the end (highest), back-offs |"
 echo "|---|---|---|"
-for jobs in 32 128 auto; do
+gcrec=${GCREC_BIN:-target/release/gcrec}
+for jobs in ${JOBS_LIST:-32 128 auto}; do
   : > "$work/times"
   for _ in 1 2 3; do
     rm -rf "$work/out"
-    /usr/bin/time -f "%e" -o "$work/t" target/release/gcrec pull s3://exports --out "$work/out" --jobs "$jobs" -q
+    /usr/bin/time -f "%e" -o "$work/t" "$gcrec" pull s3://exports --out "$work/out" --jobs "$jobs" -q
     cat "$work/t" >> "$work/times"
   done
   wall=$(sort -n "$work/times" | sed -n 2p)
