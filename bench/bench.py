@@ -565,6 +565,21 @@ def main():
             ["sweep", "--server", "s3s-fs", "--png", str(ROOT / "docs" / "bench-jobs-s3s-fs.png")],
             ["compare", "--name", "mixed-pgp-moto-single-stream", "--single-stream",
              "--tools", "gcrec,s5cmd,rclone,raw"],
+            # Issue #16: RSA keys and large objects, each tool's own defaults (--jobs 0).
+            ["compare", "--name", "rsa3072-s3sfs", "--small", "300", "--large", "4",
+             "--encryption", "pgp-rsa3072", "--server", "s3s-fs", "--jobs", "0",
+             "--tools", "gcrec,baseline,s5cmd"],
+            ["compare", "--name", "rsa3072-s3sfs-single", "--small", "300", "--large", "4",
+             "--encryption", "pgp-rsa3072", "--server", "s3s-fs", "--jobs", "0",
+             "--single-stream", "--tools", "gcrec,s5cmd"],
+            ["compare", "--name", "s3ec-rsa-moto", "--small", "300", "--large", "4",
+             "--encryption", "s3ec-rsa", "--jobs", "0", "--tools", "gcrec,s5cmd"],
+            *[["compare", "--name", f"huge512-{enc}-{server}{'-single' if single else ''}",
+               "--small", "0", "--large", "0", "--huge-gib", "0.5", "--huge-count", "2",
+               "--encryption", enc, "--server", server, "--jobs", "0", "--tools", "gcrec,s5cmd",
+               *(["--single-stream"] if single else [])]
+              for enc, server in (("pgp", "s3s-fs"), ("pgp", "moto"), ("s3ec", "moto"))
+              for single in (False, True)],
         ]
         for argv in scenarios:
             log(f"== bench/run {' '.join(argv)}")
