@@ -431,7 +431,7 @@ pub async fn decrypt_object(
     })
     .await?;
     let blocking = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+        let slot = slot;
         let ctx = worker;
         let mut pending = PendingFile::create(&destination)
             .map_err(PullError::output(
@@ -495,6 +495,9 @@ pub async fn decrypt_object(
         downloaded
             .checked
             .extend(outcome.authenticated_by.map(str::to_owned));
+        // The decrypting is done: the next object may start while this one waits for
+        // its fsyncs (disk time, not CPU).
+        drop(slot);
         pending.release().map_err(PullError::output(
             "moving the verified plaintext to",
             &destination,

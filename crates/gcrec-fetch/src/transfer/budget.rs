@@ -72,10 +72,10 @@ impl ByteBudget {
         permit
     }
 
-    /// Waits until a small object of `bytes` (fetched with one GET) may be fetched: the
-    /// objects fetched ahead of their decryption hold at most half the budget's bytes
-    /// between them, whatever the number of requests in flight. The permit goes with
-    /// the object's body and is given back when the body has been read or dropped.
+    /// Waits until a body that may buffer `bytes` (fetched with one GET) may be
+    /// requested: the bodies fetched ahead of their decryption hold at most half the
+    /// budget's bytes between them, whatever the number of requests in flight. The
+    /// permit goes with the body and is given back when it has been read or dropped.
     pub async fn acquire_ahead(&self, bytes: u64) -> OwnedSemaphorePermit {
         let units = u32::try_from(bytes.div_ceil(UNIT))
             .unwrap_or(u32::MAX)

@@ -172,11 +172,11 @@ pub async fn download(
             return Ok(verify(info, stream, parts));
         }
     }
-    // A whole small object may wait in memory for a decryptor: its bytes count against
-    // the budget's share for objects fetched ahead, so requests in flight (hundreds
-    // under adaptive concurrency) cannot hold more than that between them.
+    // A body may wait in memory for a decryptor: what it can hold counts against the
+    // budget's share for bodies fetched ahead, so requests in flight (hundreds under
+    // adaptive concurrency) cannot hold more than that between them.
     let ahead = budget
-        .acquire_ahead(listed_size.unwrap_or(UNKNOWN_SIZE))
+        .acquire_ahead(listed_size.unwrap_or(AHEAD_PER_BODY).min(AHEAD_PER_BODY))
         .await;
     let body = source.get(key, &request).await?;
     still_pinned(&body.info)?;
@@ -194,8 +194,12 @@ pub async fn download(
     Ok(verify(body.info, stream, 1))
 }
 
-/// What a body of unknown size counts against the budget for objects fetched ahead.
-const UNKNOWN_SIZE: u64 = 1024 * 1024;
+/// The most a body fetched with one GET counts against the budget for bodies fetched
+/// ahead: what it can hold while it waits — the few chunks its consumer's bounded channel
+/// takes and the connection's read buffer; the rest waits in the socket (TCP's own
+/// back-pressure). Charging a large object its whole size would let one 64 MiB object
+/// shut every small one out (measured: 2.5 s instead of 1.7 s for 340 recordings).
+const AHEAD_PER_BODY: u64 = 1024 * 1024;
 
 /// A spawned task that is aborted when its handle is dropped (a download given up on
 /// stops fetching its parts).
