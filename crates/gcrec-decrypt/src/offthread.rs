@@ -15,6 +15,9 @@ use std::thread::{Scope, ScopedJoinHandle};
 pub const BATCH: usize = 256 * 1024;
 /// Batches that exist per stream (being filled, queued or being absorbed).
 pub const IN_FLIGHT: usize = 4;
+/// A stream's first bytes absorbed inline before the absorber moves to its own thread:
+/// below this, a thread costs more than it saves (most recordings stay below it).
+pub const INLINE_BYTES: u64 = 4 << 20;
 
 /// Something that reads a stream's bytes in order (a hash, a format check).
 pub trait Absorb: Send {

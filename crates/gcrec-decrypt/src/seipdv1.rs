@@ -193,7 +193,7 @@ enum Meta {
 
 /// Reads the decrypted packet stream: hashes it for the MDC, follows the literal
 /// packet's framing and writes its data. SHA-1 (the costliest step) runs inline for the
-/// first batch (most recordings fit in one), then on a thread of its own beside AES, the
+/// first MiBs (most recordings are shorter), then on a thread of its own beside AES, the
 /// framing and the writes.
 struct Plain<'w, 'scope, 'env> {
     state: State,
@@ -210,7 +210,7 @@ impl<'w, 'scope, 'env> Plain<'w, 'scope, 'env> {
         Self {
             state: State::Prefix(BLOCK + 2),
             meta: Meta::Start(0),
-            mdc: OffThread::new(scope, Sha1::new(), BATCH as u64),
+            mdc: OffThread::new(scope, Sha1::new(), crate::offthread::INLINE_BYTES),
             held: Vec::with_capacity(2 * MDC_LEN),
             out,
             written: 0,
@@ -536,14 +536,15 @@ mod tests {
     #[test]
     fn messages_of_several_batches_hash_on_their_own_thread_and_still_check() {
         let key = [5u8; 16];
-        let data: Vec<u8> = (0..(3 * BATCH + 12345) as u32)
+        let inline = crate::offthread::INLINE_BYTES as usize;
+        let data: Vec<u8> = (0..(inline + 3 * BATCH + 12345) as u32)
             .map(|i| (i * 7 % 253) as u8)
             .collect();
         let body = seal(&key, &literal(&data, Some(16)));
         assert_eq!(run(&body, 8192, &key).unwrap(), data);
         assert_eq!(run(&body, 1 << 22, &key).unwrap(), data);
         // A bit flipped in the last batch, in the first, and the MDC cut off.
-        for at in [body.len() - 100, 100, 2 * BATCH + 7] {
+        for at in [body.len() - 100, 100, inline + 2 * BATCH + 7] {
             let mut bad = body.clone();
             bad[at] ^= 0x10;
             assert!(run(&bad, 8192, &key).is_err(), "flipped at {at}");

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use gcrec_decrypt::detect::{Format, SNIFF_LEN, detect};
 use gcrec_decrypt::keys::Keyring;
 use gcrec_decrypt::object::{DecryptOptions, Outcome, prepare, run};
-use gcrec_decrypt::offthread::{Absorb, OffThread};
+use gcrec_decrypt::offthread::{Absorb, INLINE_BYTES, OffThread};
 use gcrec_decrypt::s3ec::Kms;
 use gcrec_fetch::source::{
     GetRequest, OBJECT_METADATA_SUFFIX, ObjectInfo, ObjectSource, SavedObjectMetadata, SourceError,
@@ -151,15 +151,12 @@ pub(crate) async fn cancellable<T, E: Into<PullError>>(
 
 /// A writer that hashes what passes through it and notices when its file refused a
 /// write for being too large. The digest runs on a thread of its own once the plaintext
-/// passes [`INLINE_DIGEST`] bytes.
+/// passes [`INLINE_BYTES`].
 struct Hashing<'a, 'scope, 'env> {
     inner: &'a mut PendingFile,
     digest: OffThread<'scope, 'env, PlainDigest>,
     too_large: bool,
 }
-
-/// Plaintext digested on the decrypting thread before the digest moves to its own.
-const INLINE_DIGEST: u64 = 4 << 20;
 
 /// What every plaintext byte passes through: its SHA-256 (the manifest's) and the media
 /// check.
@@ -446,7 +443,7 @@ pub async fn decrypt_object(
             };
             let mut hashing = Hashing {
                 inner: &mut pending,
-                digest: OffThread::new(scope, plain, INLINE_DIGEST),
+                digest: OffThread::new(scope, plain, INLINE_BYTES),
                 too_large: false,
             };
             let result = run(
