@@ -261,6 +261,23 @@ struct Opened {
     handle: gcrec_fetch::transfer::VerifiedHandle,
     prepared: gcrec_decrypt::object::Prepared,
     reader: BodyReader,
+    /// The decryptor taken before the first byte, for a download in ranged parts.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Waits for one of the decryptors ([`DecryptContext::decrypt_slots`]).
+async fn decrypt_slot(
+    ctx: &DecryptContext,
+    key: &str,
+) -> Result<tokio::sync::OwnedSemaphorePermit, PullError> {
+    cancellable(&ctx.cancel, async {
+        ctx.decrypt_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PullError::Task(key.to_owned()))
+    })
+    .await
 }
 
 /// Starts the download of `key`, tells its container and unwraps its data key.
@@ -281,7 +298,7 @@ async fn open_object(
         info,
         mut stream,
         verified: handle,
-        ..
+        parts,
     } = cancellable(
         cancel,
         download(
@@ -297,6 +314,15 @@ async fn open_object(
         ),
     )
     .await?;
+    // Ranged parts take their budget as soon as the stream is read. An object that held
+    // part budget while it waited for a decryptor could starve the decrypting objects of
+    // their next parts — each of them waiting on budget the waiting ones hold — so a
+    // ranged download takes its decryptor before its first byte.
+    let slot = if parts > 1 {
+        Some(decrypt_slot(ctx, key).await?)
+    } else {
+        None
+    };
     let mut head = BytesMut::new();
     // An AWS Encryption SDK header (its data keys, its context) is read whole before
     // the format is told: the data key is unwrapped — KMS asked — before the body.
@@ -347,6 +373,7 @@ async fn open_object(
         handle,
         prepared,
         reader,
+        slot,
     })
 }
 
@@ -363,11 +390,14 @@ pub async fn probe_object(
         info,
         prepared,
         mut reader,
+        slot,
         ..
     } = open_object(source, key, listed_size, instruction, None, &ctx).await?;
     let size = info.size;
     let owned_key = key.to_owned();
     let outcome = tokio::task::spawn_blocking(move || {
+        // A ranged download keeps its decryptor until it has been read.
+        let _slot = slot;
         run(
             &prepared,
             &mut reader,
@@ -394,7 +424,7 @@ pub async fn decrypt_object(
         handle,
         prepared,
         mut reader,
-        ..
+        slot,
     } = open_object(
         source,
         &job.key,
@@ -419,14 +449,10 @@ pub async fn decrypt_object(
     let size = info.size;
     let destination = job.destination.clone();
     let worker = ctx.clone();
-    let slot = cancellable(&ctx.cancel, async {
-        ctx.decrypt_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| PullError::Task(job.key.clone()))
-    })
-    .await?;
+    let slot = match slot {
+        Some(taken) => taken,
+        None => decrypt_slot(&ctx, &job.key).await?,
+    };
     let blocking = tokio::task::spawn_blocking(move || {
         let slot = slot;
         let ctx = worker;

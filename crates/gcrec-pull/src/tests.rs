@@ -194,6 +194,37 @@ async fn the_byte_budget_is_never_exceeded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_large_objects_than_decryptors_never_wait_on_each_others_budget() {
+    // Twelve objects in ranged parts, two decryptors, a budget of four parts: an object
+    // waiting for a decryptor must not hold part budget the decrypting ones need.
+    let source = MemorySource::new();
+    let folder = "o/year=2024/month=03/day=01/hour=00/conversation_id=c";
+    for i in 0..12u32 {
+        let mut body = b"OggS".to_vec();
+        body.extend((0..1024 * 1024).map(|n: u32| (n * 7 + i) as u8));
+        source.put_bytes(format!("{folder}{i}/r{i}.opus"), body);
+    }
+    let mut ctx = context();
+    ctx.transfer = TransferOptions {
+        part_threshold: 256 * 1024,
+        part_size: 64 * 1024,
+        scale_parts: false,
+        parts_per_object: 4,
+        expect_sse: None,
+    };
+    ctx.budget = ByteBudget::new(256 * 1024);
+    ctx.decrypt_slots = Arc::new(tokio::sync::Semaphore::new(2));
+    let out = tempfile::tempdir().unwrap();
+    let (report, _) = tokio::time::timeout(
+        Duration::from_secs(120),
+        pull(Arc::new(source), ctx, out.path()),
+    )
+    .await
+    .expect("the pull finished: no download waited forever for budget another held");
+    assert_eq!(report.totals.pulled, 12, "{:?}", report.failures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_byte_never_reaches_the_output_and_the_output_still_verifies() {
     let export = export(12);
     let source = memory(&export);
