@@ -162,15 +162,21 @@ async fn bodies_that_break_mid_stream_resume_to_identical_bytes() {
     assert!(verify_dir(out.path(), 2).await.unwrap().is_clean());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_byte_budget_is_never_exceeded() {
+/// `count` plain Ogg-looking recordings of `size` bytes, each in its own conversation.
+fn large_recordings(count: u32, size: u32) -> MemorySource {
     let source = MemorySource::new();
     let folder = "o/year=2024/month=03/day=01/hour=00/conversation_id=c";
-    for i in 0..4 {
+    for i in 0..count {
         let mut body = b"OggS".to_vec();
-        body.extend((0..3 * 1024 * 1024).map(|n: u32| (n * 7 + i) as u8));
+        body.extend((0..size).map(|n: u32| (n * 7 + i) as u8));
         source.put_bytes(format!("{folder}{i}/r{i}.opus"), body);
     }
+    source
+}
+
+/// A context fetching objects of 256 KiB and more in 64 KiB parts, four at a time,
+/// within a budget of `budget` bytes.
+fn small_parts_context(budget: &ByteBudget) -> DecryptContext {
     let mut ctx = context();
     ctx.transfer = TransferOptions {
         part_threshold: 256 * 1024,
@@ -179,8 +185,15 @@ async fn the_byte_budget_is_never_exceeded() {
         parts_per_object: 4,
         expect_sse: None,
     };
-    let budget = ByteBudget::new(192 * 1024);
     ctx.budget = budget.clone();
+    ctx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_byte_budget_is_never_exceeded() {
+    let source = large_recordings(4, 3 * 1024 * 1024);
+    let budget = ByteBudget::new(192 * 1024);
+    let ctx = small_parts_context(&budget);
     let out = tempfile::tempdir().unwrap();
     let (report, _) = pull(Arc::new(source), ctx, out.path()).await;
     assert_eq!(report.totals.pulled, 4, "{:?}", report.failures);
@@ -197,22 +210,8 @@ async fn the_byte_budget_is_never_exceeded() {
 async fn more_large_objects_than_decryptors_never_wait_on_each_others_budget() {
     // Twelve objects in ranged parts, two decryptors, a budget of four parts: an object
     // waiting for a decryptor must not hold part budget the decrypting ones need.
-    let source = MemorySource::new();
-    let folder = "o/year=2024/month=03/day=01/hour=00/conversation_id=c";
-    for i in 0..12u32 {
-        let mut body = b"OggS".to_vec();
-        body.extend((0..1024 * 1024).map(|n: u32| (n * 7 + i) as u8));
-        source.put_bytes(format!("{folder}{i}/r{i}.opus"), body);
-    }
-    let mut ctx = context();
-    ctx.transfer = TransferOptions {
-        part_threshold: 256 * 1024,
-        part_size: 64 * 1024,
-        scale_parts: false,
-        parts_per_object: 4,
-        expect_sse: None,
-    };
-    ctx.budget = ByteBudget::new(256 * 1024);
+    let source = large_recordings(12, 1024 * 1024);
+    let mut ctx = small_parts_context(&ByteBudget::new(256 * 1024));
     ctx.decrypt_slots = Arc::new(tokio::sync::Semaphore::new(2));
     let out = tempfile::tempdir().unwrap();
     let (report, _) = tokio::time::timeout(
