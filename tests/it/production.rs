@@ -600,18 +600,7 @@ fn a_production_from_s3_records_each_objects_legal_hold_version_and_uri() {
         .iter()
         .find(|r| r.media_key.is_some())
         .unwrap();
-    let run = common::gcrec_s3(
-        &moto.endpoint,
-        [
-            "hold",
-            "s3://evidence",
-            "--on",
-            "--conversation",
-            &held.conversation_id,
-        ],
-        &[],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    crate::s3::hold_conversation(&moto, "s3://evidence", &held.conversation_id);
     let tmp = tempfile::tempdir().unwrap();
     let prod = tmp.path().join("prod");
     let run = common::gcrec_s3(

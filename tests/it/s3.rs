@@ -595,6 +595,16 @@ fn a_large_object_downloads_as_ranged_parts_byte_identical_in_bounded_memory() {
     assert!(m[key]["sha256_downloaded"].is_null(), "{}", m[key]);
 }
 
+/// Puts a legal hold on every object of one conversation with `gcrec hold --on`.
+pub(crate) fn hold_conversation(moto: &Moto, source: &str, conversation: &str) {
+    let run = gcrec_s3(
+        &moto.endpoint,
+        ["hold", source, "--on", "--conversation", conversation],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
 /// Creates `bucket` with Object Lock enabled and puts the export in it.
 pub(crate) async fn upload_locked(client: &aws_sdk_s3::Client, bucket: &str, export: &Export) {
     client
@@ -854,18 +864,7 @@ fn an_evidence_bag_validates_with_bagit_py_and_an_altered_byte_fails_both_checks
     let client = moto.s3_client();
     rt.block_on(upload_locked(&client, "evidence", &export));
     let held = &export.recordings[0];
-    let run = gcrec_s3(
-        &moto.endpoint,
-        [
-            "hold",
-            "s3://evidence",
-            "--on",
-            "--conversation",
-            &held.conversation_id,
-        ],
-        &[],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    hold_conversation(&moto, "s3://evidence", &held.conversation_id);
     let tmp = tempfile::tempdir().unwrap();
     let bag = tmp.path().join("bag");
     let bag_arg = bag.display().to_string();
