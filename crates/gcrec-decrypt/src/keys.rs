@@ -376,8 +376,9 @@ fn native_rsa_of(key: &SignedSecretKey) -> Vec<(String, crate::rsa_native::Nativ
 /// them all. Unlocking once here matters: an iterated S2K costs tens of megabytes of
 /// SHA-1 per component, which rPGP would otherwise pay again for every message. The
 /// components are unlocked on threads of their own, at once: a key is a primary key and
-/// usually one encryption subkey, each with its own S2K (0.33 s for the example RSA key
-/// one after the other, before anything else can start).
+/// usually one encryption subkey, each with its own S2K, before anything else can start.
+/// The usual protection goes through [`crate::s2k`] (0.035 s per component instead of
+/// rPGP's 0.15 s); any other, and a wrong passphrase, through rPGP.
 fn pgp_unlocked(key: &SignedSecretKey, pw: &Password) -> Option<SignedSecretKey> {
     let mut unlocked = key.clone();
     let SignedSecretKey {
@@ -388,15 +389,50 @@ fn pgp_unlocked(key: &SignedSecretKey, pw: &Password) -> Option<SignedSecretKey>
     let all_opened = std::thread::scope(|scope| {
         let subkeys: Vec<_> = secret_subkeys
             .iter_mut()
-            .map(|sub| scope.spawn(move || sub.key.remove_password(pw).is_ok()))
+            .map(|sub| {
+                scope.spawn(move || {
+                    let public = sub.key.public_key();
+                    match fast_unlock(sub.key.secret_params(), public, pw)
+                        .and_then(|p| pgp::packet::SecretSubkey::new(public.clone(), p).ok())
+                    {
+                        Some(opened) => {
+                            sub.key = opened;
+                            true
+                        }
+                        None => sub.key.remove_password(pw).is_ok(),
+                    }
+                })
+            })
             .collect();
-        let primary = primary_key.remove_password(pw).is_ok();
+        let public = primary_key.public_key();
+        let primary = match fast_unlock(primary_key.secret_params(), public, pw)
+            .and_then(|p| pgp::packet::SecretKey::new(public.clone(), p).ok())
+        {
+            Some(opened) => {
+                *primary_key = opened;
+                true
+            }
+            None => primary_key.remove_password(pw).is_ok(),
+        };
         // Every thread is joined; a panic in one counts as a failure.
         subkeys
             .into_iter()
             .fold(primary, |ok, h| h.join().unwrap_or(false) && ok)
     });
     all_opened.then_some(unlocked)
+}
+
+/// A component's secret material opened by [`crate::s2k`], when its protection is the
+/// usual form and the passphrase right; `None` leaves it to rPGP.
+fn fast_unlock(
+    secret: &pgp::types::SecretParams,
+    public: &impl pgp::types::KeyDetails,
+    pw: &Password,
+) -> Option<pgp::types::SecretParams> {
+    let pgp::types::SecretParams::Encrypted(encrypted) = secret else {
+        return None;
+    };
+    crate::s2k::unlock(encrypted, public, &pw.read()).map(pgp::types::SecretParams::Plain)
 }
 
 enum Parsed {

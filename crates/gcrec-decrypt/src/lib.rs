@@ -27,6 +27,7 @@ pub mod object;
 pub mod offthread;
 pub mod openpgp;
 pub mod rsa_native;
+mod s2k;
 pub mod s3ec;
 mod seipdv1;
 pub mod x509;
