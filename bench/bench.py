@@ -28,7 +28,11 @@ port (KMS is always moto's), and times each tool REPS times, one after the other
             server's ceiling for any client
 
 GNU time gives wall seconds, user+sys CPU seconds (the tool's processes, children
-included; the server's are not counted) and peak RSS (the largest single process). Every decrypting tool's
+included; the server's are not counted) and peak RSS (the largest single process); the
+servers' own CPU seconds during each run are read from /proc (the client and the server
+share the machine's cores), and a `sync` right after each run is timed ("wall + sync":
+until the tool's output is on disk — gcrec fsyncs each file, download-only tools do not).
+Every decrypting tool's
 output is compared with the generator's plaintext in its first repetition; download-only
 tools must produce every object. Results: medians (min-max), printed as a Markdown table
 and written as JSON under target/bench/.
@@ -132,6 +136,19 @@ class Servers:
             self.s3 = f"http://127.0.0.1:{port}"
             self.data = data
         ENV["AWS_ENDPOINT_URL_KMS"] = self.kms
+
+    def cpu(self):
+        """CPU seconds (user + sys) the servers have used so far: the two cores are shared,
+        so what a client's access pattern costs the server shows in its wall time."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for p in self.procs:
+            try:
+                fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except OSError:
+                pass
+        return total / tick
 
     def close(self):
         for p in self.procs:
@@ -334,14 +351,20 @@ def tool_argv(tool, encryption, servers, out, jobs, single_stream=False):
 
 
 def timed(argv, work):
+    """Wall, CPU and peak RSS of one run, and how long a `sync` right after it takes: the
+    time until what a tool wrote is on disk (gcrec fsyncs every file before it renames
+    it; download-only tools leave their writes in the page cache)."""
     tfile = work / "time"
     subprocess.run(["sync"], check=True)
     proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(tfile), *argv],
                           env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    t0 = time.time()
+    subprocess.run(["sync"], check=True)
+    sync = time.time() - t0
     wall, user, sys_, rss = tfile.read_text().split()[-4:]
-    return float(wall), float(user) + float(sys_), int(rss) * 1024
+    return float(wall), float(user) + float(sys_), int(rss) * 1024, sync
 
 
 def check(tool, out, plain, media, count):
@@ -376,11 +399,14 @@ def compare(a, work):
                 argv = tool_argv(tool, a.encryption, servers, out, a.jobs, a.single_stream)
                 if a.perf and tool == "gcrec":
                     argv = ["perf", "record", "-q", "-F", "1999", "-g", "-o", a.perf, *argv]
-                wall, cpu, rss = timed(argv, work)
-                log(f"  {tool} #{rep + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU, {rss / 1e6:.0f} MB")
+                before = servers.cpu()
+                wall, cpu, rss, sync = timed(argv, work)
+                server_cpu = servers.cpu() - before
+                log(f"  {tool} #{rep + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU, {rss / 1e6:.0f} MB, "
+                    f"server {server_cpu:.2f} CPU s, sync after {sync:.2f} s")
                 if rep == 0:
                     check(tool, out, plain, media, count)
-                rows.append(dict(tool=tool, wall=wall, cpu=cpu, rss=rss))
+                rows.append(dict(tool=tool, wall=wall, cpu=cpu, rss=rss, server_cpu=server_cpu, sync=sync))
                 shutil.rmtree(out, ignore_errors=True)
     finally:
         servers.close()
@@ -399,7 +425,9 @@ def summarize(result):
         walls = [r["wall"] for r in runs]
         cpu = statistics.median(r["cpu"] for r in runs)
         out[tool] = dict(wall=statistics.median(walls), lo=min(walls), hi=max(walls), cpu=cpu,
-                         cpu_per_gib=cpu / gib, rss=max(r["rss"] for r in runs))
+                         cpu_per_gib=cpu / gib, rss=max(r["rss"] for r in runs),
+                         server_cpu=statistics.median(r.get("server_cpu", 0) for r in runs),
+                         durable=statistics.median(r["wall"] + r.get("sync", 0) for r in runs))
     return out
 
 
@@ -409,13 +437,13 @@ def report(result):
     base = s.get("gcrec", next(iter(s.values())))["wall"]
     print(f"\n{sc['encryption']} on {sc['server']}: {result['media']} media objects, {result['objects']} objects, "
           f"{result['bytes'] / 1e9:.2f} GB; --jobs {sc['jobs']}; median of {sc['reps']} (min-max)\n")
-    print("| tool | wall s | CPU s (user+sys) | CPU s per GiB | peak RSS | MB/s | wall vs gcrec |")
-    print("|---|---|---|---|---|---|---|")
+    print("| tool | wall s | CPU s (user+sys) | CPU s per GiB | server CPU s | wall + sync s | peak RSS | MB/s | wall vs gcrec |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for tool, v in s.items():
         label = LABELS["baseline-" + sc["encryption"]] if tool == "baseline" else LABELS[tool]
         print(f"| {label} | {v['wall']:.2f} ({v['lo']:.2f}-{v['hi']:.2f}) | {v['cpu']:.2f} | "
-              f"{v['cpu_per_gib']:.2f} | {v['rss'] / 1e6:.0f} MB | {result['bytes'] / 1e6 / v['wall']:.0f} | "
-              f"{v['wall'] / base:.2f}x |")
+              f"{v['cpu_per_gib']:.2f} | {v['server_cpu']:.2f} | {v['durable']:.2f} | {v['rss'] / 1e6:.0f} MB | "
+              f"{result['bytes'] / 1e6 / v['wall']:.0f} | {v['wall'] / base:.2f}x |")
     sys.stdout.flush()
 
 
@@ -434,7 +462,7 @@ def sweep(a, work):
                     out = work / f"out-{tool}"
                     shutil.rmtree(out, ignore_errors=True)
                     out.mkdir()
-                    wall, cpu, rss = timed(tool_argv(tool, "pgp", servers, out, jobs), work)
+                    wall, cpu, rss, _ = timed(tool_argv(tool, "pgp", servers, out, jobs), work)
                     walls.append(wall)
                     shutil.rmtree(out, ignore_errors=True)
                 wall = statistics.median(walls)
