@@ -32,28 +32,34 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$proxy
 echo "| --jobs | median wall (3 runs) | jobs at the end (highest), back-offs |"
 echo "|---|---|---|"
 gcrec=${GCREC_BIN:-target/release/gcrec}
-for jobs in ${JOBS_LIST:-32 128 auto}; do
-  : > "$work/times"
-  for _ in 1 2 3; do
-    rm -rf "$work/out"
-    /usr/bin/time -f "%e" -o "$work/t" "$gcrec" pull s3://exports --out "$work/out" --jobs "$jobs" -q
-    cat "$work/t" >> "$work/times"
+settings=(${JOBS_LIST:-32 128 auto} s5cmd)
+# The settings take turns (one run of each, three rounds) so drift falls on all alike;
+# outputs stay until the end (ext4 scans past inodes deleted in the last seconds when it
+# allocates new ones: deleting 2,000 files before each run made every run slower).
+for round in 1 2 3; do
+  for jobs in "${settings[@]}"; do
+    out="$work/out-$jobs-$round"
+    if [ "$jobs" = s5cmd ]; then
+      # s5cmd (download only, its default 256 workers), the same objects, the same proxy.
+      /usr/bin/time -f "%e" -o "$work/t" "$tools/bench/bin/s5cmd" --endpoint-url "$AWS_ENDPOINT_URL" \
+        cp 's3://exports/*' "$out/" >/dev/null
+    else
+      /usr/bin/time -f "%e" -o "$work/t" "$gcrec" pull s3://exports --out "$out" --jobs "$jobs" -q
+    fi
+    cat "$work/t" >> "$work/times-$jobs"
   done
-  wall=$(sort -n "$work/times" | sed -n 2p)
-  adapt=$(tail -1 "$work/out/gcrec-manifest.jsonl" | python3 -c '
+done
+for jobs in "${settings[@]}"; do
+  wall=$(sort -n "$work/times-$jobs" | sed -n 2p)
+  if [ "$jobs" = s5cmd ]; then
+    echo "| s5cmd cp (download only, default settings) | ${wall} s | - |"
+    continue
+  fi
+  adapt=$(tail -1 "$work/out-$jobs-3/gcrec-manifest.jsonl" | python3 -c '
 import json, sys
 j = json.load(sys.stdin)["jobs"]
 print("{} ({}), {}".format(j["last"], j["highest"], j["backoffs"]) if j["auto"] else "-")')
   echo "| $jobs | ${wall} s | $adapt |"
 done
-# s5cmd (download only, its default 256 workers), the same objects through the same proxy.
-: > "$work/times"
-for _ in 1 2 3; do
-  rm -rf "$work/s5"
-  /usr/bin/time -f "%e" -o "$work/t" "$tools/bench/bin/s5cmd" --endpoint-url "$AWS_ENDPOINT_URL" \
-    cp 's3://exports/*' "$work/s5/" >/dev/null
-  cat "$work/t" >> "$work/times"
-done
-echo "| s5cmd cp (download only, default settings) | $(sort -n "$work/times" | sed -n 2p) s | - |"
-n=$(grep -c '"type":"recording"' "$work/out/gcrec-manifest.jsonl")
+n=$(grep -c '"type":"recording"' "$work/out-${settings[0]}-1/gcrec-manifest.jsonl")
 echo "($n recordings, ${delay} ms a request)"
