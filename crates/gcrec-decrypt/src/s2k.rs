@@ -3,10 +3,11 @@
 //!
 //! Why not rPGP's `remove_password` for the common case: its S2K feeds the repeated
 //! salt and passphrase to a collision-detecting SHA-1 (`sha1_checked`, no SHA-NI) a few
-//! bytes per call — 0.15 s of CPU per component for GnuPG's usual 65 MB count, paid
+//! bytes per call — 0.12 s of CPU per component for GnuPG's usual 65 MB count, paid
 //! before a pull can start (measured with `perf`: 8 % of a 340-recording RSA pull). The
 //! same derivation here runs through the `sha1`/`sha2` crates in 64 KiB updates
-//! (SHA-NI: ~0.035 s). Everything after the key derivation stays rPGP's: its CFB
+//! (SHA-NI: about 0.03 s; `cargo bench --bench s2k`). Everything after the key
+//! derivation stays rPGP's: its CFB
 //! decryption of the key material and its parser of the secret MPIs; the SHA-1 check of
 //! the decrypted material (a checksum, so collision detection adds nothing) is compared
 //! in constant time. Any other protection (AEAD, Argon2, the malleable or legacy CFB
