@@ -492,8 +492,8 @@ pub struct TransferArgs {
     #[arg(long, value_name = "BYTES", default_value_t = gcrec_fetch::transfer::DEFAULT_PART_THRESHOLD)]
     pub part_threshold: u64,
     /// The size of every ranged part (bytes). Default: the object's size / 16, between
-    /// 8 MiB and 64 MiB, and no larger than --max-buffer / --parts-per-object (so that
-    /// many parts can be in flight at once).
+    /// 16 MiB and 64 MiB, and no larger than --max-buffer / --parts-per-object (so that
+    /// many parts can be in flight at once; down to 8 MiB for a small --max-buffer).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65536..=1073741824))]
     pub part_size: Option<u64>,
     /// Parts of one object in flight at once.

@@ -39,8 +39,15 @@ use crate::source::{ByteRange, GetRequest, ObjectInfo, ObjectSource, SourceError
 
 /// Objects at least this large are fetched as ranged parts.
 pub const DEFAULT_PART_THRESHOLD: u64 = 16 * 1024 * 1024;
-/// The smallest ranged part, and the size of every part when it is pinned.
-pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// The smallest scaled part. 16 MiB rather than aws-cli's 8: with four parts of an object
+/// in flight the part size does not limit throughput, and every GET has a fixed cost —
+/// a first-byte round trip on S3, a request to sign and parse here, a whole-object read
+/// on some stores (s3s-fs and moto: 9 reads of a 64 MiB object in 8 MiB parts, 5 in
+/// 16 MiB ones, docs/BENCHMARKS.md). s5cmd uses 50 MB, rclone 64 MiB.
+pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
+/// The smallest part a small budget shrinks scaled parts to, so that
+/// `parts_per_object` of them still fit.
+pub const MIN_SCALED_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// The largest part the scaled size grows to.
 pub const MAX_SCALED_PART_SIZE: u64 = 64 * 1024 * 1024;
 /// A large object is fetched in at most about this many scaled parts.
@@ -59,8 +66,9 @@ pub struct TransferOptions {
     pub part_size: u64,
     /// Grow parts with the object — `size / 16`, between `part_size` and
     /// [`MAX_SCALED_PART_SIZE`], and small enough that `parts_per_object` parts fit in
-    /// the budget — so a 512 MiB object takes 16 requests with a 1 GiB budget (32 with
-    /// the default one), not 64. Off when the part size is pinned.
+    /// the budget (down to [`MIN_SCALED_PART_SIZE`]) — so a 512 MiB object takes 16
+    /// requests with a 1 GiB budget (32 with the default one), not 64. Off when the part
+    /// size is pinned.
     pub scale_parts: bool,
     /// Parts of one object in flight at once.
     pub parts_per_object: usize,
@@ -78,8 +86,10 @@ impl TransferOptions {
         let least = self.part_size.max(UNIT);
         if self.scale_parts {
             let fits = budget / self.parts_per_object.max(1) as u64;
+            let floor = least.min(MIN_SCALED_PART_SIZE);
             size.div_ceil(SCALED_PARTS)
-                .clamp(least, MAX_SCALED_PART_SIZE.min(fits).max(least))
+                .clamp(least, MAX_SCALED_PART_SIZE.max(least))
+                .min(fits.max(floor))
         } else {
             least
         }
@@ -350,14 +360,23 @@ mod tests {
         let mib = 1024 * 1024;
         let scaled = TransferOptions::default();
         let large_budget = 1024 * mib;
-        assert_eq!(scaled.part_size_for(16 * mib, large_budget), 8 * mib);
+        assert_eq!(scaled.part_size_for(16 * mib, large_budget), 16 * mib);
+        assert_eq!(scaled.part_size_for(64 * mib, large_budget), 16 * mib);
         assert_eq!(scaled.part_size_for(512 * mib, large_budget), 32 * mib);
         assert_eq!(scaled.part_size_for(4096 * mib, large_budget), 64 * mib);
         // The default budget (64 MiB) holds four parts of 16 MiB at once, not fewer.
+        assert_eq!(scaled.part_size_for(64 * mib, DEFAULT_BUDGET), 16 * mib);
         assert_eq!(scaled.part_size_for(512 * mib, DEFAULT_BUDGET), 16 * mib);
         assert_eq!(scaled.part_size_for(4096 * mib, DEFAULT_BUDGET), 16 * mib);
-        // A budget too small for four of the smallest parts still gets the smallest.
+        // A smaller budget shrinks parts so that four fit, down to 8 MiB.
+        assert_eq!(scaled.part_size_for(512 * mib, 32 * mib), 8 * mib);
         assert_eq!(scaled.part_size_for(512 * mib, 8 * mib), 8 * mib);
+        // A smallest part pinned below the floor is kept.
+        let small = TransferOptions {
+            part_size: mib,
+            ..TransferOptions::default()
+        };
+        assert_eq!(small.part_size_for(8 * mib, 2 * mib), mib);
         let pinned = TransferOptions {
             part_size: 32 * mib,
             scale_parts: false,
