@@ -392,11 +392,13 @@ def compare(a, work):
             f"({a.encryption}), loaded in {time.time() - t0:.0f} s")
         rows = []
         tools = a.tools.split(",")
-        # Each output is kept until the scenario ends when the disk has room: ext4 scans
-        # past inodes deleted in the last seconds when it allocates new ones, which made
-        # consecutive runs of thousands of files slower and slower (1.7 s to 3.1 s here).
+        # Outputs of many small files are kept until the scenario ends (when the disk has
+        # room): ext4 scans past inodes deleted in the last seconds when it allocates new
+        # ones, which made consecutive runs of thousands of files slower and slower (1.7 s
+        # to 3.1 s here). Outputs of a few large files are deleted at once: kept, their
+        # gigabytes of page cache made every tool's later runs cost 3-5 times the CPU.
         runs = len(tools) * a.reps
-        keep = runs * size < shutil.disk_usage(work).free // 2
+        keep = size / count < 8 << 20 and runs * size < shutil.disk_usage(work).free // 2
         outs = []
         # Tools take turns, one repetition of each at a time, so drift (the disk writing
         # back, the machine's other load) falls on all of them alike.
