@@ -3,7 +3,8 @@
 //! Run next to `openssl speed rsa3072` (docs/BENCHMARKS.md):
 //! `cargo bench -p gcrec-decrypt --bench rsa`.
 
-use std::time::Instant;
+#[path = "support/timing.rs"]
+mod timing;
 
 use gcrec_decrypt::rsa_native::{NativeRsa, OaepHash};
 use rsa::{Oaep, RsaPrivateKey};
@@ -17,14 +18,7 @@ fn main() {
         .expect("a wrap");
     let native = NativeRsa::from_key(&key).expect("AWS-LC takes the key");
     let rounds = 200;
-    let time = |f: &dyn Fn()| {
-        f(); // warm up
-        let started = Instant::now();
-        for _ in 0..rounds {
-            f();
-        }
-        started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds)
-    };
+    let time = |f: &dyn Fn()| timing::ms_per_round(rounds, f);
     let pure = time(&|| {
         key.decrypt(Oaep::new::<sha1::Sha1>(), &wrapped)
             .expect("decrypts");

@@ -4,12 +4,14 @@
 //! of each component one after the other. `cargo bench -p gcrec-decrypt --bench s2k`.
 
 use std::path::Path;
-use std::time::Instant;
 
 use gcrec_decrypt::keys::{Keyring, Passphrases};
 use pgp::composed::{Deserializable, SignedSecretKey};
 use pgp::types::Password;
 use zeroize::Zeroizing;
+
+#[path = "support/timing.rs"]
+mod timing;
 
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../keys-example");
@@ -17,14 +19,7 @@ fn main() {
     let passphrase = std::fs::read_to_string(dir.join("passphrase.txt")).expect("the passphrase");
     let passphrase = passphrase.trim_end().to_owned();
     let rounds = 5;
-    let time = |f: &dyn Fn()| {
-        f(); // warm up
-        let started = Instant::now();
-        for _ in 0..rounds {
-            f();
-        }
-        started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds)
-    };
+    let time = |f: &dyn Fn()| timing::ms_per_round(rounds, f);
     let cpu_started = cpu_seconds();
     let gcrec = time(&|| {
         let mut keyring = Keyring::new();

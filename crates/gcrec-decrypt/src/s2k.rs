@@ -7,11 +7,11 @@
 //! before a pull can start (measured with `perf`: 8 % of a 340-recording RSA pull). The
 //! same derivation here runs through the `sha1`/`sha2` crates in 64 KiB updates
 //! (SHA-NI: about 0.03 s; `cargo bench --bench s2k`). Everything after the key
-//! derivation stays rPGP's: its CFB
-//! decryption of the key material and its parser of the secret MPIs; the SHA-1 check of
-//! the decrypted material (a checksum, so collision detection adds nothing) is compared
-//! in constant time. Any other protection (AEAD, Argon2, the malleable or legacy CFB
-//! forms, other hashes, v6 keys) is left to rPGP unchanged.
+//! derivation stays rPGP's: its CFB decryption of the key material and its parser of the
+//! secret MPIs; the SHA-1 check of the decrypted material (a checksum, so collision
+//! detection adds nothing) is compared in constant time. Any other protection (AEAD,
+//! Argon2, the malleable or legacy CFB forms, other hashes, v6 keys) is left to rPGP
+//! unchanged.
 
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::types::{
@@ -69,7 +69,7 @@ pub(crate) fn unlock(
 
 /// The iterated and salted S2K (RFC 9580 §3.7.1.3): `rounds` hashes, the n-th preceded by
 /// n zero bytes, each over `salt ‖ passphrase` repeated to `count` bytes (at least once).
-fn derive<D: Digest + Clone>(
+fn derive<D: Digest>(
     salt: &[u8; 8],
     coded_count: u8,
     passphrase: &[u8],
