@@ -73,13 +73,21 @@ pub fn sniff(head: &[u8]) -> Option<Encoding> {
     {
         return Some(Encoding::Pem);
     }
-    let lower = text.to_ascii_lowercase();
+    // Every object that is not DER or PEM passes here (media included): decide on the
+    // first header's name before anything is copied or scanned.
     let mime = ["mime-version:", "content-type:", "content-disposition:"]
         .iter()
-        .any(|h| lower.starts_with(h.as_bytes()));
+        .any(|h| {
+            text.get(..h.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(h.as_bytes()))
+        });
+    if !mime {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
     let pkcs7 =
         lower.windows(10).any(|w| w == b"pkcs7-mime") || lower.windows(4).any(|w| w == b".p7m");
-    (mime && (pkcs7 || lower.len() < 64)).then_some(Encoding::Smime)
+    (pkcs7 || lower.len() < 64).then_some(Encoding::Smime)
 }
 
 /// The longest header or armor line read.
@@ -257,6 +265,14 @@ mod tests {
             Some(Encoding::Smime)
         );
         assert_eq!(sniff(b"OggS"), None);
+        // Header names in any case; a short head of headers alone; other text is not.
+        assert_eq!(
+            sniff(b"content-TYPE: application/PKCS7-MIME; smime-type=enveloped-data\n"),
+            Some(Encoding::Smime)
+        );
+        assert_eq!(sniff(b"Mime-Version: 1.0\n"), Some(Encoding::Smime));
+        assert_eq!(sniff(b"Content-Typ"), None);
+        assert_eq!(sniff(&[b'x'; 40_000]), None);
     }
 
     #[test]
