@@ -19,6 +19,8 @@ scenario has no decrypting baseline) — loads it into moto or s3s-fs on a free 
 port (KMS is always moto's), and times each tool REPS times, the tools taking turns
 (one repetition of every tool, then the next):
   gcrec     gcrec pull: download + decrypt + verify + SHA-256 + fsync'd release + manifest
+  gcrec-other  the same with another gcrec build, the binary $GCREC_OTHER (an older
+            commit's, to measure one change with both builds taking turns)
   baseline  what users do today: `aws s3 cp --recursive` then `gpg --decrypt` file by file
             (OpenPGP); the official S3 Encryption Client's get_object, JOBS threads (S3EC)
   aws       aws s3 cp --recursive alone: the baseline's download half
@@ -61,6 +63,7 @@ MEDIA = (".opus", ".zip")
 BUCKET = "bench"
 LABELS = {
     "gcrec": "**gcrec pull** (download + decrypt + verify + write)",
+    "gcrec-other": "gcrec pull, the build in $GCREC_OTHER",
     "baseline-pgp": "aws s3 cp + gpg (download + decrypt)",
     "baseline-pgp-rsa3072": "aws s3 cp + gpg (download + decrypt)",
     "baseline-s3ec": "official S3EC client, Python (download + decrypt)",
@@ -309,9 +312,12 @@ def tool_argv(tool, encryption, servers, out, jobs, single_stream=False):
     """The command that runs `tool`. `single_stream`: one GET per object, no ranged parts
     (moto reads a whole object for every ranged GET, so on it parts only measure that)."""
     e = servers.s3
-    if tool == "gcrec":
+    if tool in ("gcrec", "gcrec-other"):
+        binary = GCREC if tool == "gcrec" else os.environ.get("GCREC_OTHER")
+        if not binary:
+            raise SystemExit("gcrec-other: set GCREC_OTHER to the other gcrec binary")
         # --jobs 0: each tool's own default (gcrec: auto; s5cmd: 256 workers).
-        argv = [GCREC, "pull", f"s3://{BUCKET}", "--endpoint-url", e, "--out", out, "-q", "--jobs", str(jobs or "auto")]
+        argv = [binary, "pull", f"s3://{BUCKET}", "--endpoint-url", e, "--out", out, "-q", "--jobs", str(jobs or "auto")]
         if encryption in PGP_KEYS:
             argv += ["--key", KEYS / PGP_KEYS[encryption][0], "--passphrase-file", KEYS / "passphrase.txt"]
         if encryption == "s3ec-rsa":
@@ -373,7 +379,7 @@ def check(tool, out, plain, media, count):
     if tool == "raw":
         return
     got = set(files_under(out))
-    if tool in ("gcrec", "baseline"):
+    if tool in ("gcrec", "gcrec-other", "baseline"):
         for m in media:
             if m not in got or not filecmp.cmp(plain / m, out / m, shallow=False):
                 raise SystemExit(f"{tool}: {m} differs from the plaintext or is missing")
