@@ -199,8 +199,6 @@ struct Plain<'w, 'scope, 'env> {
     state: State,
     meta: Meta,
     mdc: OffThread<'scope, 'env, Sha1>,
-    /// The last bytes seen, held back: they may be the MDC packet.
-    held: Vec<u8>,
     out: &'w mut dyn Write,
     written: u64,
 }
@@ -211,31 +209,9 @@ impl<'w, 'scope, 'env> Plain<'w, 'scope, 'env> {
             state: State::Prefix(BLOCK + 2),
             meta: Meta::Start(0),
             mdc: OffThread::new(scope, Sha1::new(), crate::offthread::INLINE_BYTES),
-            held: Vec::with_capacity(2 * MDC_LEN),
             out,
             written: 0,
         }
-    }
-
-    /// Takes decrypted bytes; all but the last 22 seen so far are settled now.
-    fn feed(&mut self, data: &[u8]) -> Result<(), PgpError> {
-        if data.len() >= MDC_LEN {
-            let held = std::mem::take(&mut self.held);
-            self.settle(&held)?;
-            let (now, keep) = data.split_at(data.len() - MDC_LEN);
-            self.settle(now)?;
-            self.held = held;
-            self.held.clear();
-            self.held.extend_from_slice(keep);
-        } else {
-            self.held.extend_from_slice(data);
-            if self.held.len() > MDC_LEN {
-                let over = self.held.len() - MDC_LEN;
-                let settled: Vec<u8> = self.held.drain(..over).collect();
-                self.settle(&settled)?;
-            }
-        }
-        Ok(())
     }
 
     /// Bytes known not to be the MDC: hashed, then through the packet framing.
@@ -332,9 +308,9 @@ impl<'w, 'scope, 'env> Plain<'w, 'scope, 'env> {
         Ok(())
     }
 
-    /// The end of the ciphertext: the literal packet complete and the MDC matching.
-    fn finish(mut self) -> Result<u64, PgpError> {
-        let held = std::mem::take(&mut self.held);
+    /// The end of the ciphertext, whose last bytes (`held`, never settled) must be the
+    /// MDC packet: the literal packet complete and the MDC matching.
+    fn finish(self, held: &[u8]) -> Result<u64, PgpError> {
         let mut sha1 = self.mdc.finish().map_err(hasher_gone)?;
         if held.len() != MDC_LEN || held[..2] != [0xD3, 0x14] {
             return Err(PgpError::Integrity(
@@ -387,10 +363,14 @@ pub(crate) fn decrypt(
         let mut carry = [0u8; BLOCK];
         let mut carried = 0;
         let read_error = |e: std::io::Error| PgpError::Integrity(crate::parser_error(&e));
+        // The batch's last MDC_LEN bytes are never settled until more follow: they may be
+        // the MDC packet. They move to the batch's front, so each batch is hashed and
+        // written as one piece.
         loop {
             if filled + BLOCK > batch.len() {
-                plain.feed(&batch[..filled])?;
-                filled = 0;
+                plain.settle(&batch[..filled - MDC_LEN])?;
+                batch.copy_within(filled - MDC_LEN..filled, 0);
+                filled = MDC_LEN;
             }
             let input = body.fill_buf().map_err(read_error)?;
             if input.is_empty() {
@@ -421,8 +401,9 @@ pub(crate) fn decrypt(
             batch[filled..filled + carried].copy_from_slice(&last[..carried]);
             filled += carried;
         }
-        plain.feed(&batch[..filled])?;
-        plain.finish()
+        let held = filled.saturating_sub(MDC_LEN);
+        plain.settle(&batch[..held])?;
+        plain.finish(&batch[held..filled])
     })
 }
 
