@@ -390,31 +390,9 @@ fn pgp_unlocked(key: &SignedSecretKey, pw: &Password) -> Option<SignedSecretKey>
     let all_opened = std::thread::scope(|scope| {
         let subkeys: Vec<_> = secret_subkeys
             .iter_mut()
-            .map(|sub| {
-                scope.spawn(move || {
-                    let public = sub.key.public_key();
-                    match fast_unlock(sub.key.secret_params(), public, pw)
-                        .and_then(|p| pgp::packet::SecretSubkey::new(public.clone(), p).ok())
-                    {
-                        Some(opened) => {
-                            sub.key = opened;
-                            true
-                        }
-                        None => sub.key.remove_password(pw).is_ok(),
-                    }
-                })
-            })
+            .map(|sub| scope.spawn(move || sub.key.open_in_place(pw)))
             .collect();
-        let public = primary_key.public_key();
-        let primary = match fast_unlock(primary_key.secret_params(), public, pw)
-            .and_then(|p| pgp::packet::SecretKey::new(public.clone(), p).ok())
-        {
-            Some(opened) => {
-                *primary_key = opened;
-                true
-            }
-            None => primary_key.remove_password(pw).is_ok(),
-        };
+        let primary = primary_key.open_in_place(pw);
         // Every thread is joined; a panic in one counts as a failure.
         subkeys
             .into_iter()
@@ -423,18 +401,46 @@ fn pgp_unlocked(key: &SignedSecretKey, pw: &Password) -> Option<SignedSecretKey>
     all_opened.then_some(unlocked)
 }
 
-/// A component's secret material opened by [`crate::s2k`], when its protection is the
-/// usual form and the passphrase right; `None` leaves it to rPGP.
-fn fast_unlock(
-    secret: &pgp::types::SecretParams,
-    public: &impl pgp::types::KeyDetails,
-    pw: &Password,
-) -> Option<pgp::types::SecretParams> {
-    let pgp::types::SecretParams::Encrypted(encrypted) = secret else {
-        return None;
-    };
-    crate::s2k::unlock(encrypted, public, &pw.read()).map(pgp::types::SecretParams::Plain)
+/// One component of an OpenPGP secret key (the primary key or a subkey) that can have
+/// its protection removed in place.
+trait OpenInPlace {
+    /// Removes the protection: through [`crate::s2k`] when it is the usual form and the
+    /// passphrase right, else through rPGP's `remove_password` (which also says whether
+    /// the passphrase is wrong). `false` when the component stays locked.
+    fn open_in_place(&mut self, pw: &Password) -> bool;
 }
+
+/// rPGP's two component types have the same inherent methods but no trait in common.
+macro_rules! open_in_place {
+    ($($component:ty),*) => {$(
+        impl OpenInPlace for $component {
+            fn open_in_place(&mut self, pw: &Password) -> bool {
+                let public = self.public_key();
+                let fast = match self.secret_params() {
+                    pgp::types::SecretParams::Encrypted(encrypted) => {
+                        crate::s2k::unlock(encrypted, public, &pw.read()).and_then(|plain| {
+                            <$component>::new(
+                                public.clone(),
+                                pgp::types::SecretParams::Plain(plain),
+                            )
+                            .ok()
+                        })
+                    }
+                    pgp::types::SecretParams::Plain(_) => None,
+                };
+                match fast {
+                    Some(opened) => {
+                        *self = opened;
+                        true
+                    }
+                    None => self.remove_password(pw).is_ok(),
+                }
+            }
+        }
+    )*};
+}
+
+open_in_place!(pgp::packet::SecretKey, pgp::packet::SecretSubkey);
 
 enum Parsed {
     Pgp(Vec<SignedSecretKey>),
