@@ -357,6 +357,8 @@ async fn open_object(
     if !ctx.hash_downloaded {
         handle.skip_sha256();
     }
+    // The first bytes, read above to tell the format, were held back unhashed until now.
+    handle.decided();
     let prepared = cancellable(
         cancel,
         prepare(format, &ctx.keys, ctx.kms.as_deref(), &ctx.options),

@@ -33,7 +33,7 @@ pub use budget::ByteBudget;
 use budget::UNIT;
 pub use sse::ExpectSse;
 use verify::verify;
-pub use verify::{Verified, VerifiedHandle};
+pub use verify::{HOLD_UNDECIDED, Verified, VerifiedHandle};
 
 use crate::source::{ByteRange, GetRequest, ObjectInfo, ObjectSource, SourceError};
 
@@ -682,6 +682,90 @@ mod tests {
         let d = verify(stored(bad), chunks(), 1);
         d.verified.skip_sha256();
         assert!(collect(d).await.is_err());
+    }
+
+    /// Three 100 KiB chunks, each different: more than a download holds back.
+    fn three_chunks() -> (Vec<u8>, BoxStream<'static, Result<Bytes, SourceError>>) {
+        let chunks: Vec<Bytes> = (0..3u8)
+            .map(|i| Bytes::from(vec![b'a' + i; 100 * 1024]))
+            .collect();
+        assert!(chunks.iter().map(Bytes::len).sum::<usize>() > HOLD_UNDECIDED);
+        let data = chunks.concat();
+        (
+            data,
+            futures::stream::iter(chunks.into_iter().map(Ok)).boxed(),
+        )
+    }
+
+    #[tokio::test]
+    async fn bytes_held_back_for_an_undecided_consumer_are_hashed_in_order() {
+        use md5::Digest as _;
+        let (data, chunks) = three_chunks();
+        let info = |etag: String| ObjectInfo {
+            key: "k".into(),
+            size: data.len() as u64,
+            etag: Some(etag),
+            ..ObjectInfo::default()
+        };
+        let good = format!("\"{}\"", hex::encode(md5::Md5::digest(&data)));
+        // A consumer that never says it decided: past the hold, everything is hashed.
+        let d = verify(info(good.clone()), chunks, 1);
+        let handle = d.verified.clone();
+        assert_eq!(collect(d).await.unwrap(), data);
+        let v = handle.get().unwrap();
+        assert_eq!(v.checked, vec!["md5-etag".to_owned()]);
+        assert_eq!(v.sha256, Some(hex::encode(Sha256::digest(&data))));
+        // The same chunks in another order are refused: the held ones were not hashed
+        // out of turn.
+        let (_, chunks) = three_chunks();
+        let mut reordered: Vec<Result<Bytes, SourceError>> = chunks.collect::<Vec<_>>().await;
+        reordered.swap(0, 1);
+        let d = verify(
+            info(good.clone()),
+            futures::stream::iter(reordered).boxed(),
+            1,
+        );
+        assert!(matches!(
+            collect(d).await.unwrap_err(),
+            SourceError::Integrity { .. }
+        ));
+        // A consumer that decides after the first chunk and skips nothing still gets
+        // every byte checked and hashed, the held chunk first.
+        let (_, chunks) = three_chunks();
+        let mut d = verify(info(good), chunks, 1);
+        let handle = d.verified.clone();
+        d.stream.next().await.unwrap().unwrap();
+        handle.decided();
+        while let Some(chunk) = d.stream.next().await {
+            chunk.unwrap();
+        }
+        let v = handle.get().unwrap();
+        assert_eq!(v.checked, vec!["md5-etag".to_owned()]);
+        assert_eq!(v.sha256, Some(hex::encode(Sha256::digest(&data))));
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_decides_after_the_first_chunk_can_still_skip_both() {
+        let (data, chunks) = three_chunks();
+        // A wrong ETag: only a skip that covers the held first chunk as well lets it by.
+        let info = ObjectInfo {
+            key: "k".into(),
+            size: data.len() as u64,
+            etag: Some("\"00000000000000000000000000000000\"".into()),
+            ..ObjectInfo::default()
+        };
+        let mut d = verify(info, chunks, 1);
+        let handle = d.verified.clone();
+        d.stream.next().await.unwrap().unwrap();
+        handle.skip_etag_md5();
+        handle.skip_sha256();
+        handle.decided();
+        while let Some(chunk) = d.stream.next().await {
+            chunk.unwrap();
+        }
+        let v = handle.get().unwrap();
+        assert_eq!(v.checked, Vec::<String>::new());
+        assert_eq!(v.sha256, None);
     }
 
     #[tokio::test]

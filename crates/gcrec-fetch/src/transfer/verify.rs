@@ -39,7 +39,15 @@ struct Shared {
     result: OnceLock<Verified>,
     skip_etag_md5: AtomicBool,
     skip_sha256: AtomicBool,
+    decided: AtomicBool,
 }
+
+/// Bytes a download holds back unhashed while its consumer has not yet said which
+/// checks it takes over ([`VerifiedHandle::decided`]). Consumers read the first bytes to
+/// tell what an object is and only then know; hashing those bytes first cost a wasted
+/// SHA-256 (and, for encrypted objects, MD5) of a whole small object. Only references
+/// to chunks the consumer was handed anyway are held.
+pub const HOLD_UNDECIDED: usize = 256 * 1024;
 
 impl VerifiedHandle {
     /// The checks, once the stream has ended cleanly; `None` before or after a failure.
@@ -64,6 +72,14 @@ impl VerifiedHandle {
     /// byte saved. A stored SHA-256 checksum is still compared, so it is still computed.
     pub fn skip_sha256(&self) {
         self.0.skip_sha256.store(true, Ordering::Relaxed);
+    }
+
+    /// Says the consumer has made its `skip_*` choices (possibly none). The bytes held
+    /// back until now ([`HOLD_UNDECIDED`]) are hashed, or not, as those choices say, and
+    /// the rest as they arrive. A consumer that never calls this loses nothing: past
+    /// [`HOLD_UNDECIDED`] bytes, or at the end, everything held is hashed.
+    pub fn decided(&self) {
+        self.0.decided.store(true, Ordering::Release);
     }
 }
 
@@ -158,6 +174,8 @@ pub(super) fn verify(
         sha256: Some(Sha256::new()),
         check: Check::for_object(&info),
         handle: verified.clone(),
+        held: Some(Vec::new()),
+        held_bytes: 0,
         done: false,
     };
     Download {
@@ -176,6 +194,10 @@ struct Verifying {
     sha256: Option<Sha256>,
     check: Option<Check>,
     handle: VerifiedHandle,
+    /// Chunks not hashed yet, in order, while the consumer is undecided; `None` once
+    /// hashing has caught up (it never holds back again).
+    held: Option<Vec<Bytes>>,
+    held_bytes: usize,
     done: bool,
 }
 
@@ -196,8 +218,42 @@ impl Verifying {
         }
     }
 
-    fn finish(&mut self) -> Result<(), SourceError> {
+    /// Hashes `chunk` with whatever checks are still on.
+    fn absorb(&mut self, chunk: &[u8]) {
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(chunk);
+        }
+        if let Some(check) = self.check.as_mut() {
+            check.update(chunk);
+        }
+    }
+
+    /// Holds `chunk` back while the consumer is undecided and little is held; otherwise
+    /// hashes what was held, then `chunk`.
+    fn receive(&mut self, chunk: &Bytes) {
+        let undecided = !self.handle.0.decided.load(Ordering::Acquire);
+        if let Some(held) = self.held.as_mut()
+            && undecided
+            && self.held_bytes + chunk.len() <= HOLD_UNDECIDED
+        {
+            self.held_bytes += chunk.len();
+            held.push(chunk.clone());
+            return;
+        }
+        self.catch_up();
+        self.absorb(chunk);
+    }
+
+    /// Hashes the chunks held back, with the checks the consumer left on.
+    fn catch_up(&mut self) {
         self.drop_skipped_md5();
+        for chunk in self.held.take().unwrap_or_default() {
+            self.absorb(&chunk);
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), SourceError> {
+        self.catch_up();
         if self.received != self.size {
             return Err(SourceError::Truncated {
                 key: self.key.clone(),
@@ -246,12 +302,7 @@ impl Stream for Verifying {
                     })));
                 }
                 self.drop_skipped_md5();
-                if let Some(h) = self.sha256.as_mut() {
-                    h.update(&chunk);
-                }
-                if let Some(check) = self.check.as_mut() {
-                    check.update(&chunk);
-                }
+                self.receive(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
