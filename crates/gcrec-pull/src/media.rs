@@ -71,6 +71,20 @@ impl MediaReport {
 
 use gcrec_decrypt::detect::ogg_page_crc;
 
+/// How many bytes from the front of `buf` [`OggCheck::page`] needs before it can use
+/// some: a page header, its segment table, then the whole page; 27 (a header's worth)
+/// where `buf` does not start with a page, which is enough to skip to the next one.
+fn wanted(buf: &[u8]) -> usize {
+    if buf.len() < 27 || &buf[..4] != b"OggS" {
+        return 27;
+    }
+    let segments = usize::from(buf[26]);
+    match buf.get(27..27 + segments) {
+        Some(table) => 27 + segments + table.iter().map(|&l| usize::from(l)).sum::<usize>(),
+        None => 27 + segments,
+    }
+}
+
 /// One logical stream's state.
 #[derive(Debug, Default)]
 struct Stream {
@@ -83,9 +97,9 @@ struct Stream {
 /// Checks an Ogg stream fed in pieces of any size, in bounded memory (one page).
 #[derive(Debug, Default)]
 pub struct OggCheck {
+    /// The start of a page (or of bytes not yet told to be garbage) that an earlier piece
+    /// ended inside; pages that lie whole in a piece are parsed where they are.
     buf: Vec<u8>,
-    /// Where the unparsed bytes of `buf` start (consumed bytes are dropped once a feed).
-    pos: usize,
     offset: u64,
     pages: u64,
     streams: HashMap<u32, Stream>,
@@ -105,21 +119,49 @@ impl OggCheck {
         }
     }
 
-    /// Takes the next bytes of the file.
-    pub fn feed(&mut self, data: &[u8]) {
+    /// Takes the next bytes of the file. Only a page that straddles two pieces is
+    /// copied (at most [`MAX_PAGE`] bytes): copying every piece cost a pass over the
+    /// plaintext and a fresh buffer the size of a decryptor's batch for each recording.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        // First the page an earlier piece ended inside, given only the bytes it lacks.
+        while !self.buf.is_empty() {
+            let want = wanted(&self.buf);
+            if self.buf.len() < want {
+                let take = (want - self.buf.len()).min(data.len());
+                self.buf.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                if self.buf.len() < want {
+                    return;
+                }
+                // What is wanted grows as the header, then the segment table, arrive.
+                continue;
+            }
+            let held = std::mem::take(&mut self.buf);
+            let used = self.page(&held);
+            self.buf = held;
+            if used == 0 {
+                // Not expected (`wanted` asks for what `page` needs to use a byte); if it
+                // happens, keep everything in order and let the next piece decide.
+                self.buf.extend_from_slice(data);
+                return;
+            }
+            self.buf.drain(..used);
+        }
+        loop {
+            let used = self.page(data);
+            if used == 0 {
+                break;
+            }
+            data = &data[used..];
+        }
         self.buf.extend_from_slice(data);
-        while self.page() {}
-        // Bounded: a partial page is at most MAX_PAGE bytes; anything longer was garbage
-        // that `page` skips.
-        self.buf.drain(..self.pos);
-        self.pos = 0;
     }
 
-    /// Parses one page from the front of the buffer; `false` when more bytes are needed.
-    fn page(&mut self) -> bool {
-        let buf = &self.buf[self.pos..];
+    /// Parses one page, or skips bytes that are not one, from the front of `buf`: the
+    /// bytes used, 0 when more are needed first.
+    fn page(&mut self, buf: &[u8]) -> usize {
         if buf.len() < 27 {
-            return false;
+            return 0;
         }
         if &buf[..4] != b"OggS" {
             // Bytes that are not a page: skip to the next capture pattern.
@@ -135,18 +177,13 @@ impl OggCheck {
             }
             self.lost = true;
             self.offset += skip as u64;
-            self.pos += skip;
-            return self.buf.len() - self.pos >= 27;
+            return skip;
+        }
+        let len = wanted(buf);
+        if buf.len() < len {
+            return 0;
         }
         let segments = usize::from(buf[26]);
-        if buf.len() < 27 + segments {
-            return false;
-        }
-        let body: usize = buf[27..27 + segments].iter().map(|&l| usize::from(l)).sum();
-        let len = 27 + segments + body;
-        if buf.len() < len {
-            return false;
-        }
         let page = &buf[..len];
         let crc_ok =
             ogg_page_crc(page) == u32::from_le_bytes([page[22], page[23], page[24], page[25]]);
@@ -160,7 +197,6 @@ impl OggCheck {
             .then(|| u64::from(u16::from_le_bytes([first_packet[10], first_packet[11]])));
         let at = self.offset;
         self.offset += len as u64;
-        self.pos += len;
         let n = self.pages;
         self.pages += 1;
         if !crc_ok {
@@ -168,7 +204,7 @@ impl OggCheck {
                 .problem(format!("page {n} (byte {at}): CRC mismatch (damaged data)"));
             // A page that fails its CRC says nothing trustworthy about its stream.
             self.lost = false;
-            return true;
+            return len;
         }
         self.lost = false;
         if version != 0 {
@@ -223,7 +259,7 @@ impl OggCheck {
         if flags & 0x04 != 0 {
             stream.ended = true;
         }
-        true
+        len
     }
 
     /// The findings, once the whole file was fed.
@@ -371,6 +407,37 @@ mod tests {
             assert_eq!(r.checked, "ogg-opus");
             assert!(r.duration_ms.unwrap() > 0);
         }
+    }
+
+    #[test]
+    fn any_chunking_finds_the_same_as_one_piece_even_in_damaged_streams() {
+        let clean = ogg(3, 60_000);
+        let starts: Vec<usize> = clean
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"OggS")
+            .map(|(i, _)| i)
+            .collect();
+        // Garbage between pages (with a false start of a capture pattern), a damaged page,
+        // a page cut short, and a stream that ends inside a page.
+        let mut damaged = clean[..starts[3]].to_vec();
+        damaged.extend_from_slice(b"junk OggX more junk Ogg");
+        damaged.extend_from_slice(&clean[starts[3]..starts[6]]);
+        damaged.extend_from_slice(&clean[starts[6]..starts[6] + 40]);
+        damaged.extend_from_slice(&clean[starts[7]..clean.len() - 10]);
+        let at = starts[4] + 30;
+        damaged[at] ^= 0x40;
+        for data in [&clean, &damaged] {
+            let whole = check(data, data.len());
+            for piece in [1, 2, 3, 26, 27, 28, 29, 100, 999, 4096, 65_536] {
+                let r = check(data, piece);
+                assert_eq!(r.problems, whole.problems, "piece {piece}");
+                assert_eq!(r.problem_count, whole.problem_count, "piece {piece}");
+                assert_eq!(r.duration_ms, whole.duration_ms, "piece {piece}");
+            }
+        }
+        let whole = check(&damaged, damaged.len());
+        assert!(whole.problem_count >= 3, "{whole:?}");
     }
 
     #[test]

@@ -191,20 +191,24 @@ impl MediaSniff {
             MediaSniff::Undecided(false, _) | MediaSniff::None | MediaSniff::Zip => {}
             MediaSniff::Ogg(check) => check.feed(data),
             MediaSniff::Undecided(true, head) => {
-                // The first write holds the first bytes (copied once, then decided).
-                head.extend_from_slice(data);
-                if head.len() < 4 {
+                // Decided on the first four bytes; only those are kept across writes (the
+                // first write is usually a decryptor's whole batch, not worth a copy).
+                if head.len() + data.len() < 4 {
+                    head.extend_from_slice(data);
                     return;
                 }
-                let seen = std::mem::take(head);
-                *self = if seen.starts_with(b"OggS") {
-                    let mut check = Box::new(crate::media::OggCheck::new());
-                    check.feed(&seen);
-                    MediaSniff::Ogg(check)
-                } else if seen.starts_with(b"PK\x03\x04") || seen.starts_with(b"PK\x05\x06") {
-                    MediaSniff::Zip
-                } else {
-                    MediaSniff::None
+                let earlier = std::mem::take(head);
+                let mut magic = earlier.clone();
+                magic.extend_from_slice(&data[..4 - earlier.len()]);
+                *self = match magic.as_slice() {
+                    b"OggS" => {
+                        let mut check = Box::new(crate::media::OggCheck::new());
+                        check.feed(&earlier);
+                        check.feed(data);
+                        MediaSniff::Ogg(check)
+                    }
+                    b"PK\x03\x04" | b"PK\x05\x06" => MediaSniff::Zip,
+                    _ => MediaSniff::None,
                 };
             }
         }
@@ -689,4 +693,51 @@ pub async fn copy_object(
         Ok(copied)
     });
     blocking.await.map_err(|_| PullError::Task(owned_key))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MediaSniff;
+
+    fn sniff(pieces: &[&[u8]]) -> MediaSniff {
+        let mut s = MediaSniff::Undecided(true, Vec::new());
+        for p in pieces {
+            s.feed(p);
+        }
+        s
+    }
+
+    #[test]
+    fn the_media_check_is_chosen_from_the_first_four_bytes_however_they_arrive() {
+        let ogg = gcrec_testkit::media::ogg_opus(&mut gcrec_testkit::rng::Rng::new(5), 20_000);
+        for split in [&[1usize, 1, 1][..], &[3], &[2, 2], &[4], &[10]] {
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut at = 0;
+            for &n in split {
+                pieces.push(&ogg[at..at + n]);
+                at += n;
+            }
+            pieces.push(&ogg[at..]);
+            let MediaSniff::Ogg(check) = sniff(&pieces) else {
+                panic!("not told Ogg for {split:?}");
+            };
+            // Every byte reached the check, in order: the stream checks clean.
+            let report = check.finish();
+            assert_eq!(report.problems, Vec::<String>::new(), "{split:?}");
+            assert!(report.duration_ms.is_some());
+        }
+        assert!(matches!(sniff(&[b"PK\x03", b"\x04rest"]), MediaSniff::Zip));
+        assert!(matches!(sniff(&[b"PK\x05\x06"]), MediaSniff::Zip));
+        assert!(matches!(sniff(&[b"RIFF....WAVE"]), MediaSniff::None));
+        assert!(matches!(
+            sniff(&[b"Og", b"g"]),
+            MediaSniff::Undecided(true, ref head) if head == b"Ogg"
+        ));
+        let off = {
+            let mut s = MediaSniff::Undecided(false, Vec::new());
+            s.feed(&ogg);
+            s
+        };
+        assert!(matches!(off, MediaSniff::Undecided(false, ref head) if head.is_empty()));
+    }
 }
