@@ -390,6 +390,15 @@ mod tests {
         gcrec_testkit::media::ogg_opus(&mut gcrec_testkit::rng::Rng::new(rng_seed), size)
     }
 
+    /// Where each page's capture pattern starts.
+    fn page_starts(data: &[u8]) -> Vec<usize> {
+        data.windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"OggS")
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     fn check(data: &[u8], piece: usize) -> MediaReport {
         let mut c = OggCheck::new();
         for p in data.chunks(piece) {
@@ -412,12 +421,7 @@ mod tests {
     #[test]
     fn any_chunking_finds_the_same_as_one_piece_even_in_damaged_streams() {
         let clean = ogg(3, 60_000);
-        let starts: Vec<usize> = clean
-            .windows(4)
-            .enumerate()
-            .filter(|(_, w)| *w == b"OggS")
-            .map(|(i, _)| i)
-            .collect();
+        let starts = page_starts(&clean);
         // Garbage between pages (with a false start of a capture pattern), a damaged page,
         // a page cut short, and a stream that ends inside a page.
         let mut damaged = clean[..starts[3]].to_vec();
@@ -462,12 +466,7 @@ mod tests {
             "{r:?}"
         );
         // Cut a whole page out of the middle: its successor's sequence number tells.
-        let starts: Vec<usize> = data
-            .windows(4)
-            .enumerate()
-            .filter(|(_, w)| *w == b"OggS")
-            .map(|(i, _)| i)
-            .collect();
+        let starts = page_starts(&data);
         let mut missing = data[..starts[4]].to_vec();
         missing.extend_from_slice(&data[starts[5]..]);
         let r = check(&missing, 999);

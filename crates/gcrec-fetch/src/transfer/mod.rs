@@ -502,32 +502,62 @@ mod tests {
         assert_eq!(budget.available(), budget.bytes(), "all budget returned");
     }
 
-    #[tokio::test]
-    async fn small_objects_fetched_ahead_hold_at_most_half_the_budget() {
+    /// `n` objects of 3,000 bytes, `s0`, `s1`, …, and a budget of 8 KiB: 4 KiB for bodies
+    /// fetched ahead, which one of them takes whole.
+    fn small_objects(n: usize) -> (Arc<dyn ObjectSource>, ByteBudget) {
         let source = MemorySource::new();
-        for i in 0..3 {
+        for i in 0..n {
             source.put_bytes(format!("s{i}"), pattern(3000));
         }
-        let source: Arc<dyn ObjectSource> = Arc::new(source);
-        // 8 KiB: 4 KiB for objects fetched ahead, one 3,000-byte object at a time.
         let budget = ByteBudget::new(8192);
         assert_eq!(budget.ahead_bytes(), 4096);
-        let options = small_parts();
-        let keys = ["s0", "s1", "s2"];
-        let start = |i: usize| {
-            download(
-                source.clone(),
-                keys[i],
-                Some(3000),
-                GetRequest::default(),
-                &options,
-                &budget,
-            )
-        };
-        let first = start(0).await.unwrap();
-        let wait = std::time::Duration::from_millis(200);
+        (Arc::new(source), budget)
+    }
+
+    async fn fetch_small(
+        source: &Arc<dyn ObjectSource>,
+        key: &str,
+        budget: &ByteBudget,
+    ) -> Result<Download, SourceError> {
+        download(
+            source.clone(),
+            key,
+            Some(3000),
+            GetRequest::default(),
+            &small_parts(),
+            budget,
+        )
+        .await
+    }
+
+    const WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+    /// Whether fetching `key` has to wait for the budget.
+    async fn has_to_wait(source: &Arc<dyn ObjectSource>, key: &str, budget: &ByteBudget) -> bool {
+        tokio::time::timeout(WAIT, fetch_small(source, key, budget))
+            .await
+            .is_err()
+    }
+
+    /// `key`'s bytes, fetched without waiting for the budget.
+    async fn fetched_at_once(
+        source: &Arc<dyn ObjectSource>,
+        key: &str,
+        budget: &ByteBudget,
+    ) -> Vec<u8> {
+        let d = tokio::time::timeout(WAIT, fetch_small(source, key, budget))
+            .await
+            .expect("read bodies give their share back")
+            .unwrap();
+        collect(d).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn small_objects_fetched_ahead_hold_at_most_half_the_budget() {
+        let (source, budget) = small_objects(3);
+        let first = fetch_small(&source, "s0", &budget).await.unwrap();
         assert!(
-            tokio::time::timeout(wait, start(1)).await.is_err(),
+            has_to_wait(&source, "s1", &budget).await,
             "a second body must wait while the first is unread"
         );
         assert_eq!(
@@ -536,48 +566,23 @@ mod tests {
             "parts' budget untouched"
         );
         assert_eq!(collect(first).await.unwrap(), pattern(3000));
-        let second = tokio::time::timeout(wait, start(2))
-            .await
-            .expect("read bodies give their share back")
-            .unwrap();
-        assert_eq!(collect(second).await.unwrap(), pattern(3000));
+        assert_eq!(fetched_at_once(&source, "s2", &budget).await, pattern(3000));
     }
 
     #[tokio::test]
     async fn a_body_received_but_not_yet_read_keeps_its_share() {
-        let source = MemorySource::new();
-        for i in 0..2 {
-            source.put_bytes(format!("s{i}"), pattern(3000));
-        }
-        let source: Arc<dyn ObjectSource> = Arc::new(source);
-        let budget = ByteBudget::new(8192);
-        let options = small_parts();
-        let start = |key: &'static str| {
-            download(
-                source.clone(),
-                key,
-                Some(3000),
-                GetRequest::default(),
-                &options,
-                &budget,
-            )
-        };
+        let (source, budget) = small_objects(2);
         // The first body arrives whole and its stream ends, but its chunks wait (as they
         // do in a decryptor's queue): the second body may not be fetched yet.
-        let first = start("s0").await.unwrap();
+        let first = fetch_small(&source, "s0", &budget).await.unwrap();
         let waiting: Vec<Bytes> = first.stream.try_collect().await.unwrap();
         assert_eq!(waiting.concat(), pattern(3000));
-        let wait = std::time::Duration::from_millis(200);
         assert!(
-            tokio::time::timeout(wait, start("s1")).await.is_err(),
+            has_to_wait(&source, "s1", &budget).await,
             "a body waiting to be read still counts"
         );
         drop(waiting);
-        let second = tokio::time::timeout(wait, start("s1"))
-            .await
-            .expect("read bodies give their share back")
-            .unwrap();
-        assert_eq!(collect(second).await.unwrap(), pattern(3000));
+        assert_eq!(fetched_at_once(&source, "s1", &budget).await, pattern(3000));
     }
 
     #[tokio::test]
