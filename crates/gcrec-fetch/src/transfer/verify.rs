@@ -229,7 +229,7 @@ impl Verifying {
     }
 
     /// Holds `chunk` back while the consumer is undecided and little is held; otherwise
-    /// hashes what was held, then `chunk`.
+    /// hashes what was held, then `chunk` (dropping the checks the consumer took over).
     fn receive(&mut self, chunk: &Bytes) {
         let undecided = !self.handle.0.decided.load(Ordering::Acquire);
         if let Some(held) = self.held.as_mut()
@@ -301,7 +301,6 @@ impl Stream for Verifying {
                         message: format!("more than the {} bytes announced", self.size),
                     })));
                 }
-                self.drop_skipped_md5();
                 self.receive(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
             }
