@@ -624,6 +624,11 @@ def main():
              "--single-stream", "--tools", "gcrec,s5cmd"],
             ["compare", "--name", "s3ec-rsa-moto", "--small", "300", "--large", "4",
              "--encryption", "s3ec-rsa", "--jobs", "0", "--tools", "gcrec,s5cmd"],
+            # Peak RSS where bodies pile up fastest: small recordings from s3s-fs at the most
+            # requests in flight (#16's 150 MB bound; it was broken here before the fifth pass).
+            *[["compare", "--name", f"small-pgp-s3s-fs-jobs-{jobs}", "--large", "0",
+               "--server", "s3s-fs", "--jobs", jobs, "--tools", "gcrec,s5cmd"]
+              for jobs in ("0", "256")],
             *[["compare", "--name", f"huge512-{enc}-{server}{'-single' if single else ''}",
                "--small", "0", "--large", "0", "--huge-gib", "0.5", "--huge-count", "2",
                "--encryption", enc, "--server", server, "--jobs", "0", "--tools", "gcrec,s5cmd",
