@@ -415,7 +415,10 @@ def compare(a, work):
                 out.mkdir()
                 argv = tool_argv(tool, a.encryption, servers, out, a.jobs, a.single_stream)
                 if a.perf and tool == "gcrec":
-                    argv = ["perf", "record", "-q", "-F", "1999", "-g", "-o", a.perf, *argv]
+                    # BENCH_PERF_CALLGRAPH=dwarf gives Rust stacks (the release build keeps no frame
+                    # pointers); the default `fp` is cheap and shows the hot functions.
+                    graph = os.environ.get("BENCH_PERF_CALLGRAPH", "fp")
+                    argv = ["perf", "record", "-q", "-F", "1999", "--call-graph", graph, "-o", a.perf, *argv]
                 before = servers.cpu()
                 wall, cpu, rss, sync = timed(argv, work)
                 server_cpu = servers.cpu() - before
@@ -575,7 +578,8 @@ def main():
     c.add_argument("--tools", default="gcrec,baseline,s5cmd,rclone,raw")
     c.add_argument("--single-stream", action="store_true",
                    help="one GET per object for every tool (no ranged parts)")
-    c.add_argument("--perf", metavar="FILE", help="record gcrec's runs with `perf record -g` into FILE")
+    c.add_argument("--perf", metavar="FILE", help="record gcrec's runs with `perf record` into FILE "
+                   "(frame-pointer stacks; BENCH_PERF_CALLGRAPH=dwarf for Rust's)")
     c.add_argument("--name", help="results file name under target/bench/ (default: from the options)")
     s = sub.add_parser("sweep")
     s.add_argument("--small", type=int, default=2000)
