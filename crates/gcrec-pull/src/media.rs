@@ -8,12 +8,16 @@
 //!   duration (last granule position less the pre-skip, at 48 kHz).
 //! - ZIP ([`check_zip`], on the released file): the central directory, and every
 //!   entry read back against its CRC-32 (with a cap on what entries may expand to).
+//!   When the plaintext was fed to [`BlockCrcs`] as it was written, stored entries (a
+//!   screen recording's video is not compressed again) are checked from those CRCs and
+//!   at most two blocks read back per entry ([`check_zip_streamed`]): a large recording
+//!   is not read a second time.
 //!
 //! Problems are findings, not failures: the recording is released (it is what the
 //! source holds) and the problems are reported with it.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// At most this many problems are kept per file (the count is always exact).
@@ -333,8 +337,193 @@ fn read_some(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
 /// entries are not read to the end).
 const MAX_ZIP_EXPANSION: u64 = 64;
 
+/// The fewest bytes a [`BlockCrcs`] block holds.
+const FIRST_BLOCK: u64 = 64 * 1024;
+/// The most block CRCs a [`BlockCrcs`] keeps (16 KiB) before it doubles its block size.
+const MAX_BLOCKS: usize = 4096;
+
+/// CRC-32s of a stream's consecutive blocks, computed as the plaintext is written, so that
+/// the CRC of any range can be put together from them and at most two blocks read back
+/// (CRC-32 values combine: `crc(a ‖ b)` follows from `crc(a)`, `crc(b)` and `len(b)`).
+/// Memory stays bounded at any stream length: when [`MAX_BLOCKS`] blocks are done,
+/// neighbours are merged and the block size doubles.
+#[derive(Debug, Clone)]
+pub struct BlockCrcs {
+    block: u64,
+    max_blocks: usize,
+    done: Vec<u32>,
+    current: crc32fast::Hasher,
+    current_len: u64,
+    total: u64,
+}
+
+impl Default for BlockCrcs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BlockCrcs {
+    /// Nothing fed yet.
+    pub fn new() -> Self {
+        Self::sized(FIRST_BLOCK, MAX_BLOCKS)
+    }
+
+    /// Blocks of `block` bytes at first, at most `max_blocks` (even) of them.
+    fn sized(block: u64, max_blocks: usize) -> Self {
+        Self {
+            block,
+            max_blocks,
+            done: Vec::new(),
+            current: crc32fast::Hasher::new(),
+            current_len: 0,
+            total: 0,
+        }
+    }
+
+    /// The next bytes of the stream.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        self.total += data.len() as u64;
+        while !data.is_empty() {
+            let room = usize::try_from(self.block - self.current_len).unwrap_or(usize::MAX);
+            let take = room.min(data.len());
+            self.current.update(&data[..take]);
+            self.current_len += take as u64;
+            data = &data[take..];
+            if self.current_len == self.block {
+                let full = std::mem::replace(&mut self.current, crc32fast::Hasher::new());
+                self.done.push(full.finalize());
+                self.current_len = 0;
+                if self.done.len() == self.max_blocks {
+                    self.merge();
+                }
+            }
+        }
+    }
+
+    /// Halves the number of blocks: each pair becomes one block twice as long. The
+    /// block under way (always shorter than the old size) simply goes on growing.
+    fn merge(&mut self) {
+        let block = self.block;
+        let merged: Vec<u32> = self
+            .done
+            .chunks_exact(2)
+            .map(|pair| {
+                let mut first = crc32fast::Hasher::new_with_initial_len(pair[0], block);
+                first.combine(&crc32fast::Hasher::new_with_initial_len(pair[1], block));
+                first.finalize()
+            })
+            .collect();
+        self.done = merged;
+        self.block *= 2;
+    }
+
+    /// Bytes fed so far.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether nothing was fed.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The CRC-32 of `len` bytes at `start` of `file`, which must hold exactly the bytes
+    /// fed: whole blocks inside the range come from their CRCs, the rest is read.
+    fn range(&self, file: &mut std::fs::File, start: u64, len: u64) -> std::io::Result<u32> {
+        let end = start + len;
+        let b = self.block;
+        let first = start.div_ceil(b);
+        let last = (end / b).min(self.done.len() as u64);
+        let mut crc = crc32fast::Hasher::new();
+        if first >= last {
+            crc_of(file, start, len, &mut crc)?;
+            return Ok(crc.finalize());
+        }
+        crc_of(file, start, first * b - start, &mut crc)?;
+        for &block_crc in &self.done[first as usize..last as usize] {
+            crc.combine(&crc32fast::Hasher::new_with_initial_len(block_crc, b));
+        }
+        crc_of(file, last * b, end - last * b, &mut crc)?;
+        Ok(crc.finalize())
+    }
+}
+
+/// Feeds `len` bytes of `file` at `start` to `crc`, in bounded memory.
+fn crc_of(
+    file: &mut std::fs::File,
+    start: u64,
+    len: u64,
+    crc: &mut crc32fast::Hasher,
+) -> std::io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = vec![0u8; usize::try_from(len.min(1 << 20)).unwrap_or(1 << 20)];
+    let mut left = len;
+    while left > 0 {
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        file.read_exact(&mut buf[..n])?;
+        crc.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 /// Checks a ZIP file: its central directory, and every entry's CRC-32.
 pub fn check_zip(path: &Path) -> MediaReport {
+    check_zip_inner(path, None)
+}
+
+/// [`check_zip`] for a file whose every byte, in order, was fed to `crcs` as it was
+/// written: stored entries are checked from the block CRCs (reading at most two blocks
+/// each), compressed ones are read and inflated as by [`check_zip`]. When the file's
+/// length is not what was fed, it is read whole, as by [`check_zip`].
+pub fn check_zip_streamed(path: &Path, crcs: &BlockCrcs) -> MediaReport {
+    check_zip_inner(path, Some(crcs))
+}
+
+/// What [`stored_entry_crc`] found.
+enum StoredCrc {
+    /// The entry is stored and its CRC matches; it holds this many bytes.
+    Matches(u64),
+    /// The entry is stored, unencrypted and inside the file, and its CRC does not match.
+    Mismatch,
+    /// Not a case for the block CRCs: read the entry.
+    ReadIt,
+}
+
+/// Checks a stored entry from the block CRCs, when it is one they can check.
+fn stored_entry_crc<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    i: usize,
+    crcs: &BlockCrcs,
+    file: &mut std::fs::File,
+) -> StoredCrc {
+    let Ok(entry) = archive.by_index_raw(i) else {
+        return StoredCrc::ReadIt;
+    };
+    let (Some(start), len) = (entry.data_start(), entry.compressed_size()) else {
+        return StoredCrc::ReadIt;
+    };
+    if entry.compression() != zip::CompressionMethod::Stored
+        || entry.encrypted()
+        || entry.size() != len
+        || start.checked_add(len).is_none_or(|end| end > crcs.len())
+    {
+        return StoredCrc::ReadIt;
+    }
+    let expected = entry.crc32();
+    drop(entry);
+    match crcs.range(file, start, len) {
+        Ok(crc) if crc == expected => StoredCrc::Matches(len),
+        Ok(_) => StoredCrc::Mismatch,
+        Err(_) => StoredCrc::ReadIt,
+    }
+}
+
+fn check_zip_inner(path: &Path, crcs: Option<&BlockCrcs>) -> MediaReport {
     let mut report = MediaReport {
         checked: "zip".into(),
         ..MediaReport::default()
@@ -355,7 +544,30 @@ pub fn check_zip(path: &Path) -> MediaReport {
         }
     };
     let mut budget = size.saturating_mul(MAX_ZIP_EXPANSION).max(1 << 20);
+    // The block CRCs are used only for the very bytes they were computed from.
+    let mut streamed = crcs
+        .filter(|c| c.len() == size)
+        .and_then(|c| Some((c, std::fs::File::open(path).ok()?)));
     for i in 0..archive.len() {
+        if let Some((crcs, file)) = streamed.as_mut() {
+            match stored_entry_crc(&mut archive, i, crcs, file) {
+                StoredCrc::Matches(stored) => {
+                    budget = budget.saturating_sub(stored);
+                    continue;
+                }
+                StoredCrc::Mismatch => {
+                    let name: String = archive
+                        .name_for_index(i)
+                        .and_then(Result::ok)
+                        .map(|n| n.chars().take(120).collect())
+                        .unwrap_or_else(|| format!("#{i}"));
+                    // The words reading the entry back gives.
+                    report.problem(format!("entry {name:?}: Invalid checksum"));
+                    continue;
+                }
+                StoredCrc::ReadIt => {}
+            }
+        }
         let mut entry = match archive.by_index(i) {
             Ok(e) => e,
             Err(e) => {
@@ -476,6 +688,130 @@ mod tests {
         );
         let r = check(b"not ogg at all, not at all", 5);
         assert!(r.problem_count >= 1);
+    }
+
+    fn streamed(data: &[u8], block: u64, max_blocks: usize, piece: usize) -> BlockCrcs {
+        let mut crcs = BlockCrcs::sized(block, max_blocks);
+        for p in data.chunks(piece) {
+            crcs.feed(p);
+        }
+        crcs
+    }
+
+    #[test]
+    fn block_crcs_give_any_range_crc_across_merges() {
+        let data = gcrec_testkit::rng::Rng::new(9).bytes(10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, &data).unwrap();
+        let mut file = std::fs::File::open(&path).unwrap();
+        // 64-byte blocks, at most 8: 10,000 bytes merge five times (to 2 KiB blocks).
+        for piece in [1, 7, 64, 333, 10_000] {
+            let crcs = streamed(&data, 64, 8, piece);
+            assert_eq!(crcs.len(), 10_000);
+            assert_eq!(crcs.block, 2048, "piece {piece}");
+            assert!(crcs.done.len() < 8);
+            for (start, len) in [
+                (0, 10_000),
+                (0, 0),
+                (1, 9_999),
+                (1023, 2),
+                (1000, 5000),
+                (5000, 5000),
+                (9_999, 1),
+                (3, 1024),
+                (1024, 1024),
+                (2048, 4096),
+            ] {
+                let expected = crc32fast::hash(&data[start..start + len]);
+                let got = crcs.range(&mut file, start as u64, len as u64).unwrap();
+                assert_eq!(got, expected, "piece {piece}, range {start}+{len}");
+            }
+        }
+    }
+
+    /// A ZIP with stored entries of several sizes and a deflated one.
+    fn mixed_zip() -> Vec<u8> {
+        use std::io::Write;
+        let mut rng = gcrec_testkit::rng::Rng::new(4);
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, len, options) in [
+            ("a.webm", 5000, stored),
+            ("empty", 0, stored),
+            ("b.json", 17, stored),
+            ("c.txt", 3000, deflated),
+            ("d.webm", 9000, stored),
+        ] {
+            writer.start_file(name, options).unwrap();
+            let mut body = rng.bytes(len);
+            if name == "c.txt" {
+                body.iter_mut().for_each(|b| *b &= 0x3f); // compressible
+            }
+            writer.write_all(&body).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn the_streamed_zip_check_finds_what_reading_back_finds() {
+        let good = mixed_zip();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.zip");
+        std::fs::write(&p, &good).unwrap();
+        let clean = check_zip_streamed(&p, &streamed(&good, 64, 8, 100));
+        assert_eq!(clean.problems, Vec::<String>::new());
+        assert_eq!(clean.checked, "zip");
+        // Damage every 37th byte in turn, as the source would hold it (fed and written).
+        let mut damaged = 0;
+        for at in (0..good.len()).step_by(37) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x20;
+            std::fs::write(&p, &bad).unwrap();
+            let read_back = check_zip(&p);
+            let from_crcs = check_zip_streamed(&p, &streamed(&bad, 64, 8, 333));
+            assert_eq!(
+                from_crcs.problem_count > 0,
+                read_back.problem_count > 0,
+                "byte {at}: {from_crcs:?} against {read_back:?}"
+            );
+            damaged += usize::from(from_crcs.problem_count > 0);
+        }
+        assert!(
+            damaged > 300,
+            "most single-byte damage is found ({damaged})"
+        );
+        // A flipped byte in a stored entry's data names the entry.
+        let mut bad = good.clone();
+        let at = good.windows(6).position(|w| w == b"d.webm").unwrap() + 6 + 4000;
+        bad[at] ^= 1;
+        std::fs::write(&p, &bad).unwrap();
+        let r = check_zip_streamed(&p, &streamed(&bad, 64, 8, 100));
+        assert_eq!(
+            r.problems,
+            check_zip(&p).problems,
+            "the same words as reading back"
+        );
+        assert!(r.problems.iter().any(|x| x.contains("d.webm")), "{r:?}");
+    }
+
+    #[test]
+    fn block_crcs_of_other_bytes_are_not_trusted() {
+        let good = mixed_zip();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.zip");
+        // The file holds other bytes than were fed (damage inside a whole block, which
+        // only that block's CRC covers): a fed length that differs from the file's makes
+        // the whole file be read, so the damage is found.
+        let mut bad = good.clone();
+        let at = good.windows(6).position(|w| w == b"d.webm").unwrap() + 6 + 4000;
+        bad[at] ^= 1;
+        std::fs::write(&p, &bad).unwrap();
+        let shorter = streamed(&good[..good.len() - 1], 64, 8, 100);
+        assert!(check_zip_streamed(&p, &shorter).problem_count > 0);
     }
 
     #[test]

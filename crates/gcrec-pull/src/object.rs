@@ -179,8 +179,8 @@ enum MediaSniff {
     Undecided(bool, Vec<u8>),
     /// Ogg, checked as it streams.
     Ogg(Box<crate::media::OggCheck>),
-    /// ZIP, checked once released.
-    Zip,
+    /// ZIP, checked once released; the block CRCs spare reading stored entries again.
+    Zip(Box<crate::media::BlockCrcs>),
     /// Anything else.
     None,
 }
@@ -188,8 +188,9 @@ enum MediaSniff {
 impl MediaSniff {
     fn feed(&mut self, data: &[u8]) {
         match self {
-            MediaSniff::Undecided(false, _) | MediaSniff::None | MediaSniff::Zip => {}
+            MediaSniff::Undecided(false, _) | MediaSniff::None => {}
             MediaSniff::Ogg(check) => check.feed(data),
+            MediaSniff::Zip(crcs) => crcs.feed(data),
             MediaSniff::Undecided(true, head) => {
                 // Decided on the first four bytes; only those are kept across writes (the
                 // first write is usually a decryptor's whole batch, not worth a copy).
@@ -207,7 +208,12 @@ impl MediaSniff {
                         check.feed(data);
                         MediaSniff::Ogg(check)
                     }
-                    b"PK\x03\x04" | b"PK\x05\x06" => MediaSniff::Zip,
+                    b"PK\x03\x04" | b"PK\x05\x06" => {
+                        let mut crcs = Box::new(crate::media::BlockCrcs::new());
+                        crcs.feed(&earlier);
+                        crcs.feed(data);
+                        MediaSniff::Zip(crcs)
+                    }
                     _ => MediaSniff::None,
                 };
             }
@@ -533,7 +539,7 @@ pub async fn decrypt_object(
         ))?;
         let media = match media {
             MediaSniff::Ogg(check) => Some(check.finish()),
-            MediaSniff::Zip => Some(crate::media::check_zip(&destination)),
+            MediaSniff::Zip(crcs) => Some(crate::media::check_zip_streamed(&destination, &crcs)),
             _ => None,
         };
         Ok((
@@ -726,8 +732,11 @@ mod tests {
             assert_eq!(report.problems, Vec::<String>::new(), "{split:?}");
             assert!(report.duration_ms.is_some());
         }
-        assert!(matches!(sniff(&[b"PK\x03", b"\x04rest"]), MediaSniff::Zip));
-        assert!(matches!(sniff(&[b"PK\x05\x06"]), MediaSniff::Zip));
+        let MediaSniff::Zip(crcs) = sniff(&[b"PK\x03", b"\x04rest"]) else {
+            panic!("a ZIP's first bytes split across writes")
+        };
+        assert_eq!(crcs.len(), 8, "every byte is fed to the block CRCs");
+        assert!(matches!(sniff(&[b"PK\x05\x06"]), MediaSniff::Zip(_)));
         assert!(matches!(sniff(&[b"RIFF....WAVE"]), MediaSniff::None));
         assert!(matches!(
             sniff(&[b"Og", b"g"]),
