@@ -494,12 +494,15 @@ enum StoredCrc {
     ReadIt,
 }
 
-/// Checks a stored entry from the block CRCs, when it is one they can check.
+/// Checks a stored entry from the block CRCs, when it is one they can check and it
+/// fits in what is left of the expansion `budget` (overlapping entries can claim the
+/// same bytes many times over; reading reports that).
 fn stored_entry_crc<R: Read + Seek>(
     archive: &mut zip::ZipArchive<R>,
     i: usize,
     crcs: &BlockCrcs,
     file: &mut std::fs::File,
+    budget: u64,
 ) -> StoredCrc {
     let Ok(entry) = archive.by_index_raw(i) else {
         return StoredCrc::ReadIt;
@@ -510,6 +513,7 @@ fn stored_entry_crc<R: Read + Seek>(
     if entry.compression() != zip::CompressionMethod::Stored
         || entry.encrypted()
         || entry.size() != len
+        || len >= budget
         || start.checked_add(len).is_none_or(|end| end > crcs.len())
     {
         return StoredCrc::ReadIt;
@@ -550,9 +554,9 @@ fn check_zip_inner(path: &Path, crcs: Option<&BlockCrcs>) -> MediaReport {
         .and_then(|c| Some((c, std::fs::File::open(path).ok()?)));
     for i in 0..archive.len() {
         if let Some((crcs, file)) = streamed.as_mut() {
-            match stored_entry_crc(&mut archive, i, crcs, file) {
+            match stored_entry_crc(&mut archive, i, crcs, file, budget) {
                 StoredCrc::Matches(stored) => {
-                    budget = budget.saturating_sub(stored);
+                    budget -= stored;
                     continue;
                 }
                 StoredCrc::Mismatch => {
@@ -812,6 +816,43 @@ mod tests {
         std::fs::write(&p, &bad).unwrap();
         let shorter = streamed(&good[..good.len() - 1], 64, 8, 100);
         assert!(check_zip_streamed(&p, &shorter).problem_count > 0);
+    }
+
+    #[test]
+    fn overlapping_stored_entries_hit_the_expansion_cap_either_way() {
+        // One stored entry of 5,000 bytes whose central record is repeated 400 times,
+        // under other names of the same length,
+        // every copy pointing at the same data: 2 MB claimed from 26 KB (the cap is 64
+        // times the archive, at least 1 MiB).
+        let one = gcrec_testkit::media::zip(&[("a.webm", vec![7u8; 5000])]);
+        let (local, rest) = one.split_at(one.len() - 22 - 52);
+        let (record, _end) = rest.split_at(52);
+        let mut bomb = local.to_vec();
+        for i in 0..400 {
+            // Names must differ (the central directory is keyed by name).
+            bomb.extend_from_slice(&record[..46]);
+            bomb.extend_from_slice(format!("e{i:05}").as_bytes());
+        }
+        bomb.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        bomb.extend_from_slice(&[0; 4]);
+        bomb.extend_from_slice(&400u16.to_le_bytes());
+        bomb.extend_from_slice(&400u16.to_le_bytes());
+        bomb.extend_from_slice(&(52u32 * 400).to_le_bytes());
+        bomb.extend_from_slice(&(local.len() as u32).to_le_bytes());
+        bomb.extend_from_slice(&[0; 2]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.zip");
+        std::fs::write(&p, &bomb).unwrap();
+        let read_back = check_zip(&p);
+        let from_crcs = check_zip_streamed(&p, &streamed(&bomb, 64, 8, 1000));
+        assert!(
+            read_back
+                .problems
+                .iter()
+                .any(|x| x.contains("expands past")),
+            "{read_back:?}"
+        );
+        assert_eq!(from_crcs.problems, read_back.problems);
     }
 
     #[test]
