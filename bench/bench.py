@@ -357,20 +357,22 @@ def tool_argv(tool, encryption, servers, out, jobs, single_stream=False):
 
 
 def timed(argv, work):
-    """Wall, CPU and peak RSS of one run, and how long a `sync` right after it takes: the
-    time until what a tool wrote is on disk (gcrec fsyncs every file before it renames
-    it; download-only tools leave their writes in the page cache)."""
+    """Wall, CPU, peak RSS and minor page faults of one run, and how long a `sync` right
+    after it takes: the time until what a tool wrote is on disk (gcrec fsyncs every file
+    before it renames it; download-only tools leave their writes in the page cache). The
+    faults are a count, steadier than CPU seconds on a shared VM: a change in how memory
+    is reused shows there first."""
     tfile = work / "time"
     subprocess.run(["sync"], check=True)
-    proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(tfile), *argv],
+    proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M %R", "-o", str(tfile), *argv],
                           env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
     t0 = time.time()
     subprocess.run(["sync"], check=True)
     sync = time.time() - t0
-    wall, user, sys_, rss = tfile.read_text().split()[-4:]
-    return float(wall), float(user) + float(sys_), int(rss) * 1024, sync
+    wall, user, sys_, rss, faults = tfile.read_text().split()[-5:]
+    return float(wall), float(user) + float(sys_), float(sys_), int(rss) * 1024, int(faults), sync
 
 
 def check(tool, out, plain, media, count):
@@ -420,13 +422,14 @@ def compare(a, work):
                     graph = os.environ.get("BENCH_PERF_CALLGRAPH", "fp")
                     argv = ["perf", "record", "-q", "-F", "1999", "--call-graph", graph, "-o", a.perf, *argv]
                 before = servers.cpu()
-                wall, cpu, rss, sync = timed(argv, work)
+                wall, cpu, sys_, rss, faults, sync = timed(argv, work)
                 server_cpu = servers.cpu() - before
-                log(f"  {tool} #{rep + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU, {rss / 1e6:.0f} MB, "
-                    f"server {server_cpu:.2f} CPU s, sync after {sync:.2f} s")
+                log(f"  {tool} #{rep + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU ({sys_:.2f} sys), "
+                    f"{rss / 1e6:.0f} MB, {faults} minor faults, server {server_cpu:.2f} CPU s, sync after {sync:.2f} s")
                 if rep == 0:
                     check(tool, out, plain, media, count)
-                rows.append(dict(tool=tool, wall=wall, cpu=cpu, rss=rss, server_cpu=server_cpu, sync=sync))
+                rows.append(dict(tool=tool, wall=wall, cpu=cpu, sys=sys_, rss=rss, faults=faults,
+                                 server_cpu=server_cpu, sync=sync))
                 if keep:
                     outs.append(out)
                 else:
@@ -452,6 +455,7 @@ def summarize(result):
         out[tool] = dict(wall=statistics.median(walls), lo=min(walls), hi=max(walls), cpu=cpu,
                          cpu_per_gib=cpu / gib, rss=max(r["rss"] for r in runs),
                          server_cpu=statistics.median(r.get("server_cpu", 0) for r in runs),
+                         faults=statistics.median(r.get("faults", 0) for r in runs),
                          durable=statistics.median(r["wall"] + r.get("sync", 0) for r in runs))
     return out
 
@@ -487,7 +491,7 @@ def sweep(a, work):
                     out = work / f"out-{tool}"
                     shutil.rmtree(out, ignore_errors=True)
                     out.mkdir()
-                    wall, cpu, rss, _ = timed(tool_argv(tool, "pgp", servers, out, jobs), work)
+                    wall, cpu, _, rss, _, _ = timed(tool_argv(tool, "pgp", servers, out, jobs), work)
                     walls.append(wall)
                     shutil.rmtree(out, ignore_errors=True)
                 wall = statistics.median(walls)
