@@ -11,7 +11,8 @@
 //! - [`faults`]: a failure-injecting source for the retry layer;
 //! - [`s3ec`]: a streaming S3 Encryption Client writer for inputs of any size;
 //! - [`inventory`]: S3 Inventory reports (manifest, checksum, CSV data files) in AWS's
-//!   documented layout.
+//!   documented layout;
+//! - [`latency`]: a loopback TCP proxy that delays every request (benchmarks).
 //!
 //! The `gcrec-testkit` binary writes generated exports to disk for examples and
 //! benchmarks.
@@ -25,6 +26,7 @@ pub mod export;
 pub mod faults;
 pub mod fixtures;
 pub mod inventory;
+pub mod latency;
 pub mod media;
 pub mod rng;
 pub mod s3ec;

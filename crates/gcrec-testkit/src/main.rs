@@ -49,6 +49,19 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         jobs: usize,
     },
+    /// Forward 127.0.0.1:LISTEN to 127.0.0.1:UPSTREAM, holding every request DELAY_MS
+    /// first: a store far away, for benchmarks. Runs until killed.
+    LatencyProxy {
+        /// Port to listen on (127.0.0.1).
+        #[arg(long)]
+        listen: u16,
+        /// Port of the S3 server (127.0.0.1).
+        #[arg(long)]
+        upstream: u16,
+        /// Milliseconds each request is held.
+        #[arg(long)]
+        delay_ms: u64,
+    },
     /// Rewrite the committed example export (examples/export) from ExportSpec::example().
     Example {
         /// Output directory; its previous contents are replaced.
@@ -273,6 +286,18 @@ fn main() -> Result<()> {
             bucket,
             jobs,
         } => return get_all(&endpoint, &bucket, jobs),
+        Command::LatencyProxy {
+            listen,
+            upstream,
+            delay_ms,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            return Ok(runtime.block_on(gcrec_testkit::latency::serve(
+                listen,
+                upstream,
+                std::time::Duration::from_millis(delay_ms),
+            ))?);
+        }
         Command::InventoryReport { out, rows, files } => {
             return inventory_report(&out, rows, files);
         }
