@@ -3,10 +3,10 @@
 //! chunk, so every request pays the delay once), and responses pass straight back.
 //!
 //! It replaced an asyncio proxy in Python, which copied every response byte through the
-//! interpreter on the same two cores as the tools it was timing: 0.65–1.43 CPU s a run of
-//! `bench/latency.sh 80`, against 0.20–0.48 for this one. Written here rather than taken from a crate
-//! because it is tokio's `copy` plus one sleep, and `tc netem` (the usual tool) needs a
-//! kernel module this machine does not have.
+//! interpreter on the same two cores as the tools it was timing: 0.65–1.43 CPU s a run
+//! of `bench/latency.sh 80`, against 0.20–0.48 for this one. Written here rather than
+//! taken from a crate because it is tokio's `copy` plus one sleep, and `tc netem` (the
+//! usual tool) needs a kernel module this machine does not have.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
