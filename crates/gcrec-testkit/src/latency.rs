@@ -21,6 +21,11 @@ const CHUNK: usize = 64 * 1024;
 /// holding each chunk from the client for `delay`. Runs until the process ends.
 pub async fn serve(listen: u16, upstream: u16, delay: Duration) -> std::io::Result<()> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, listen)).await?;
+    serve_on(listener, upstream, delay).await
+}
+
+/// [`serve`] on a listener already bound (a test binds port 0 and reads the port back).
+async fn serve_on(listener: TcpListener, upstream: u16, delay: Duration) -> std::io::Result<()> {
     let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, upstream));
     loop {
         let (client, _) = listener.accept().await?;
@@ -82,16 +87,12 @@ mod tests {
                 s.write_all(&vec![buf[0]; 1 << 20]).await.unwrap();
             }
         });
-        let probe = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = probe.local_addr().unwrap().port();
-        drop(probe);
-        tokio::spawn(serve(port, echo_port, Duration::from_millis(150)));
-        let mut client = loop {
-            match TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await {
-                Ok(c) => break c,
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
-        };
+        let proxy = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let port = proxy.local_addr().unwrap().port();
+        tokio::spawn(serve_on(proxy, echo_port, Duration::from_millis(150)));
+        let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .unwrap();
         for byte in [b'a', b'b'] {
             let start = std::time::Instant::now();
             client.write_all(&[byte]).await.unwrap();
